@@ -1,0 +1,123 @@
+"""SMART server discovery: where to authorize and get tokens, and what the server supports.
+
+SMART App Launch 2.2 §Conformance (``{iss}/.well-known/smart-configuration``),
+falling back to the CapabilityStatement's ``oauth-uris`` extension
+(SMART App Launch 1.0 §Conformance, in any ``rest[].security`` entry) for
+older servers. Results are cached per ``iss`` for ``ttl_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import requests
+
+from .errors import DiscoveryFailed
+from .http import FHIR_ACCEPT, JSON_ACCEPT, OutboundSession, is_json_content_type
+from .urls import base_dir, iss_key
+
+log = logging.getLogger(__name__)
+
+OAUTH_URIS_EXTENSION = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+
+@dataclass(frozen=True)
+class SmartConfiguration:
+    """What the app needs from discovery.
+
+    Endpoints are absolute URLs (relative ones resolved against ``iss``);
+    ``source`` is ``"well-known"`` or ``"capability-statement"``.
+    """
+
+    authorization_endpoint: str
+    token_endpoint: str
+    capabilities: frozenset[str] = frozenset()
+    code_challenge_methods_supported: tuple[str, ...] = ()
+    source: str = "well-known"
+
+    @property
+    def uses_v2_scopes(self) -> bool:
+        """SMART v2 scope syntax (``.rs``) only when the server lists ``permission-v2``; otherwise v1 (``.read``)."""
+        return "permission-v2" in self.capabilities
+
+
+class SmartDiscovery:
+    """Discovers and caches :class:`SmartConfiguration` per ``iss`` (thread-safe)."""
+
+    def __init__(self, session: OutboundSession, ttl_seconds: float = 3600.0):
+        self._session = session
+        self._ttl = ttl_seconds
+        self._cache: dict[tuple, tuple[float, SmartConfiguration]] = {}
+        self._lock = threading.Lock()
+
+    def discover(self, iss: str) -> SmartConfiguration:
+        """Return the server's SMART configuration, from cache when fresh.
+
+        Raises :class:`DiscoveryFailed` when neither source yields both an
+        authorize and a token endpoint (failures are not cached).
+        """
+        key = iss_key(iss)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and hit[0] > now:
+                return hit[1]
+        config = self._from_well_known(iss) or self._from_capability_statement(iss)
+        if config is None:
+            raise DiscoveryFailed("Neither .well-known/smart-configuration nor the CapabilityStatement "
+                                  "(metadata) named an authorization and a token endpoint.")
+        with self._lock:
+            self._cache[key] = (now + self._ttl, config)
+        return config
+
+    def _get_json(self, url: str, accept: str) -> dict | None:
+        try:
+            response = self._session.get(url, headers={"Accept": accept}, allow_redirects=True)
+        except requests.RequestException as exc:
+            log.warning("discovery request failed: %s", type(exc).__name__)
+            return None
+        if response.status_code != 200 or not is_json_content_type(response.headers.get("Content-Type")):
+            log.info("discovery: %s answered %s %s", url, response.status_code,
+                     response.headers.get("Content-Type", "-"))
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def _from_well_known(self, iss: str) -> SmartConfiguration | None:
+        body = self._get_json(urljoin(base_dir(iss), ".well-known/smart-configuration"), JSON_ACCEPT)
+        if not body:
+            return None
+        authorize, token = body.get("authorization_endpoint"), body.get("token_endpoint")
+        if not (isinstance(authorize, str) and isinstance(token, str) and authorize and token):
+            return None
+        return SmartConfiguration(
+            authorization_endpoint=urljoin(base_dir(iss), authorize),
+            token_endpoint=urljoin(base_dir(iss), token),
+            capabilities=frozenset(c for c in body.get("capabilities") or () if isinstance(c, str)),
+            code_challenge_methods_supported=tuple(body.get("code_challenge_methods_supported") or ()),
+            source="well-known")
+
+    def _from_capability_statement(self, iss: str) -> SmartConfiguration | None:
+        body = self._get_json(urljoin(base_dir(iss), "metadata"), FHIR_ACCEPT)
+        if not body:
+            return None
+        for rest in body.get("rest") or ():
+            security = (rest or {}).get("security") or {}
+            for extension in security.get("extension") or ():
+                if extension.get("url") != OAUTH_URIS_EXTENSION:
+                    continue
+                uris = {sub.get("url"): sub.get("valueUri") or sub.get("valueUrl")
+                        for sub in extension.get("extension") or ()}
+                if uris.get("authorize") and uris.get("token"):
+                    return SmartConfiguration(
+                        authorization_endpoint=urljoin(base_dir(iss), uris["authorize"]),
+                        token_endpoint=urljoin(base_dir(iss), uris["token"]),
+                        source="capability-statement")
+        return None

@@ -1,0 +1,53 @@
+"""Outbound HTTP: one pooled ``requests`` session with timeouts and bounded retries.
+
+Every call the app makes to an EHR goes through :class:`OutboundSession`, so
+none can hang: each request gets a ``(connect, read)`` timeout in seconds
+unless the caller passes a tighter one. GETs are retried twice on connection
+failures only (never on an HTTP status, so an EHR error is reported as it
+is). Redirects are not followed for FHIR calls: a bearer token never follows
+a redirect to somewhere else.
+"""
+
+from __future__ import annotations
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+USER_AGENT = "imaging-smart-app/0.1 (+SMART App Launch 2.2; IHE RAD-106)"
+FHIR_JSON = "application/fhir+json"
+JSON_ACCEPT = "application/json, application/fhir+json;q=0.9"
+FHIR_ACCEPT = "application/fhir+json, application/json;q=0.9"
+
+
+class OutboundSession(requests.Session):
+    """A ``requests.Session`` whose every request has a timeout.
+
+    ``timeout``: ``(connect_seconds, read_seconds)``. Connection pool of
+    ``pool_size`` per host (concurrent FHIR reads of one launch and many
+    launches of one worker share it).
+    """
+
+    def __init__(self, timeout: tuple[float, float], pool_size: int = 16):
+        super().__init__()
+        self.default_timeout = timeout
+        retry = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0,
+                      backoff_factor=0.05, allowed_methods=frozenset({"GET"}), raise_on_status=False)
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=8, pool_maxsize=pool_size)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+        self.headers["User-Agent"] = USER_AGENT
+
+    def request(self, method, url, *args, **kwargs):  # noqa: D401 - requests API
+        """``requests.Session.request`` with the default timeout applied."""
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        return super().request(method, url, *args, **kwargs)
+
+
+def is_json_content_type(content_type: str | None) -> bool:
+    """True for ``application/json``, ``application/fhir+json`` and other ``+json`` media types."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))

@@ -1,0 +1,222 @@
+"""Reading ImagingStudy resources of any FHIR version into one study summary.
+
+Shapes handled (FHIR DSTU2 1.0.2, STU3 3.0.2, R4 4.0.1, R4B 4.3.0, R5 5.0.0 ImagingStudy):
+
+* Study Instance UID (DICOM PS3.3 C.7.2.1, tag 0020,000D): the identifier with
+  system ``urn:dicom:uid``, else an identifier whose value starts with
+  ``urn:oid:``, else an identifier typed DICOM tag ``0020000D``, else the
+  DSTU2/STU3 ``uid``; the ``urn:oid:`` prefix (RFC 3001) is stripped.
+* Accession number: an identifier typed ``ACSN`` (HL7 v2 table 0203), the
+  DSTU2/STU3 ``accession``, or (R5) ``basedOn[].identifier`` typed ``ACSN``.
+* Modalities: ``modalityList`` (DSTU2/STU3), ``modality`` as Coding (R4/R4B)
+  or CodeableConcept (R5), else the series' modalities.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+DICOM_UID_SYSTEM = "urn:dicom:uid"
+OID_PREFIX = "urn:oid:"
+STUDY_UID_TAGS = {"0020000D", "(0020,000D)", "0020,000D"}
+ACCESSION_TYPE = "ACSN"
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+FLAGGED_STATUSES = {"cancelled": "Cancelled", "entered-in-error": "Entered in error"}
+
+
+def normalize_study_uid(value: str | None) -> str | None:
+    """Strip ``urn:oid:`` and return the UID if it is a valid DICOM UID, else ``None``.
+
+    Valid (DICOM PS3.5 §9.1): digits in dot-separated components, at most 64 characters.
+    """
+    if not isinstance(value, str):
+        return None
+    uid = value.strip()
+    if uid.lower().startswith(OID_PREFIX):
+        uid = uid[len(OID_PREFIX):]
+    if len(uid) > 64 or not _UID.match(uid):
+        return None
+    return uid
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """One row of the study list.
+
+    ``started``: the FHIR dateTime as given; ``started_sort``: POSIX seconds (UTC) or ``None``;
+    ``study_instance_uid``: valid UID or ``None`` with ``viewer_problem`` saying why the viewer is off.
+    """
+
+    id: str | None
+    study_instance_uid: str | None
+    viewer_problem: str | None
+    started: str | None
+    started_sort: float | None
+    modalities: tuple[str, ...]
+    description: str | None
+    accession_number: str | None
+    number_of_series: int | None
+    number_of_instances: int | None
+    status: str | None
+
+    @property
+    def viewable(self) -> bool:
+        """True when the study can be opened in the IID viewer (valid UID, not entered in error)."""
+        return bool(self.study_instance_uid) and self.viewer_problem is None
+
+    @property
+    def status_flag(self) -> str | None:
+        """Human label when the study is cancelled or entered in error, else ``None``."""
+        return FLAGGED_STATUSES.get(self.status or "")
+
+    @property
+    def started_display(self) -> str:
+        """``YYYY-MM-DD HH:MM`` (time as recorded by the EHR), the date alone, or ``""``."""
+        if not self.started:
+            return ""
+        text = self.started.replace("T", " ")
+        return text[:16] if len(text) >= 16 else text[:10]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (for the launch store's list cache)."""
+        data = asdict(self)
+        data["modalities"] = list(self.modalities)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StudySummary":
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**data, "modalities": tuple(data.get("modalities") or ())})
+
+
+def _codings(value: Any) -> Iterable[dict]:
+    """Codings of a Coding or CodeableConcept (or a list of either)."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if "coding" in item:
+            yield from (c for c in item.get("coding") or () if isinstance(c, dict))
+        elif "code" in item:
+            yield item
+
+
+def _is_typed(identifier: dict, codes: set[str]) -> bool:
+    return any(c.get("code") in codes for c in _codings(identifier.get("type")))
+
+
+def _identifiers(resource: dict) -> list[dict]:
+    return [i for i in resource.get("identifier") or () if isinstance(i, dict)]
+
+
+def study_instance_uid(resource: dict) -> tuple[str | None, str | None]:
+    """``(uid, problem)``: the normalised Study Instance UID, or ``None`` and why there is none."""
+    identifiers = _identifiers(resource)
+    candidates = (
+        [i.get("value") for i in identifiers if i.get("system") == DICOM_UID_SYSTEM]
+        or [i.get("value") for i in identifiers
+            if isinstance(i.get("value"), str) and i["value"].lower().startswith(OID_PREFIX)]
+        or [i.get("value") for i in identifiers if _is_typed(i, STUDY_UID_TAGS)]
+        or ([resource["uid"]] if resource.get("uid") else []))
+    if not candidates:
+        return None, "No Study Instance UID recorded for this study"
+    uid = normalize_study_uid(candidates[0])
+    if uid is None:
+        return None, "The recorded Study Instance UID is not a valid DICOM UID"
+    return uid, None
+
+
+def accession_number(resource: dict) -> str | None:
+    """The accession number (identifier typed ACSN, STU3 ``accession``, or R5 ``basedOn.identifier``)."""
+    for identifier in _identifiers(resource):
+        if _is_typed(identifier, {ACCESSION_TYPE}) and identifier.get("value"):
+            return str(identifier["value"])
+    accession = resource.get("accession")
+    if isinstance(accession, dict) and accession.get("value"):
+        return str(accession["value"])
+    for based_on in resource.get("basedOn") or ():
+        identifier = based_on.get("identifier") if isinstance(based_on, dict) else None
+        if isinstance(identifier, dict) and _is_typed(identifier, {ACCESSION_TYPE}) and identifier.get("value"):
+            return str(identifier["value"])
+    return None
+
+
+def modalities(resource: dict) -> tuple[str, ...]:
+    """Distinct modality codes in order (``("CT", "MR")``), study level first, else from the series."""
+    codes = [c.get("code") for c in _codings(resource.get("modalityList") or resource.get("modality") or [])]
+    if not any(codes):
+        codes = [c.get("code") for s in resource.get("series") or () if isinstance(s, dict)
+                 for c in _codings(s.get("modality"))]
+    return tuple(dict.fromkeys(str(c) for c in codes if c))
+
+
+def _description(resource: dict) -> str | None:
+    if resource.get("description"):
+        return str(resource["description"])
+    for concept in resource.get("procedureCode") or ():
+        if isinstance(concept, dict):
+            if concept.get("text"):
+                return str(concept["text"])
+            for coding in _codings(concept):
+                if coding.get("display"):
+                    return str(coding["display"])
+    for series in resource.get("series") or ():
+        if isinstance(series, dict) and series.get("description"):
+            return str(series["description"])
+    return None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _counts(resource: dict) -> tuple[int | None, int | None]:
+    series = [s for s in resource.get("series") or () if isinstance(s, dict)]
+    n_series = _count(resource.get("numberOfSeries"))
+    if n_series is None and series:
+        n_series = len(series)
+    n_instances = _count(resource.get("numberOfInstances"))
+    if n_instances is None and series:
+        per_series = [_count(s.get("numberOfInstances")) or len(s.get("instance") or ()) for s in series]
+        n_instances = sum(per_series)
+    return n_series, n_instances
+
+
+def _sort_key(started: Any) -> float | None:
+    if not isinstance(started, str) or len(started) < 4:
+        return None
+    text = started.replace("Z", "+00:00")
+    for candidate in (text, text[:10], text[:7] + "-01", text[:4] + "-01-01"):
+        try:
+            moment = datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    return None
+
+
+def summarize(resource: dict) -> StudySummary:
+    """Read one ImagingStudy (any version's JSON) into a :class:`StudySummary`. Never raises on odd data."""
+    uid, problem = study_instance_uid(resource)
+    status = resource.get("status") if isinstance(resource.get("status"), str) else None
+    if uid and status == "entered-in-error":
+        problem = "This study was entered in error in the EHR"
+    started = resource.get("started") if isinstance(resource.get("started"), str) else None
+    n_series, n_instances = _counts(resource)
+    return StudySummary(
+        id=resource.get("id") if isinstance(resource.get("id"), str) else None,
+        study_instance_uid=uid, viewer_problem=problem,
+        started=started, started_sort=_sort_key(started),
+        modalities=modalities(resource), description=_description(resource),
+        accession_number=accession_number(resource),
+        number_of_series=n_series, number_of_instances=n_instances, status=status)
+
+
+def newest_first(studies: Iterable[StudySummary]) -> list[StudySummary]:
+    """Sort by ``started`` descending; undated studies last (stable otherwise)."""
+    return sorted(studies, key=lambda s: (s.started_sort is None, -(s.started_sort or 0.0)))

@@ -1,0 +1,67 @@
+"""The patient banner: name, birth date, sex and MRN, read with fhirclient's R4 ``Patient`` model.
+
+SMART App Launch 2.2 §Launch context: when ``need_patient_banner`` is true
+the app shows who the data belongs to. The model is parsed non-strictly so
+that a DSTU2/STU3 Patient (same core fields) still yields a banner.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from fhirclient.models.patient import Patient
+
+log = logging.getLogger(__name__)
+
+MRN_TYPE_CODE = "MR"  # HL7 v2 table 0203 "Medical record number"
+
+
+@dataclass(frozen=True)
+class PatientBanner:
+    """What the banner shows; any field may be ``None`` when the EHR did not record it."""
+
+    patient_id: str
+    name: str | None
+    birth_date: str | None
+    gender: str | None
+    mrn: str | None
+
+    def to_dict(self) -> dict:
+        """JSON-able form for the launch store."""
+        return asdict(self)
+
+
+def _display_name(patient: Patient) -> str | None:
+    names = patient.name or []
+    preferred = next((n for n in names if n.use in ("official", "usual")), names[0] if names else None)
+    if preferred is None:
+        return None
+    if preferred.text:
+        return preferred.text
+    family = preferred.family or ""
+    given = " ".join(preferred.given or [])
+    if family and given:
+        return f"{family.upper()}, {given}"
+    return (family or given) or None
+
+
+def _mrn(patient: Patient) -> str | None:
+    for identifier in patient.identifier or []:
+        codings = (identifier.type.coding or []) if identifier.type else []
+        if any(c.code == MRN_TYPE_CODE for c in codings) and identifier.value:
+            return identifier.value
+    return None
+
+
+def banner_from_resource(resource: dict, patient_id: str) -> PatientBanner:
+    """Build the banner from a Patient resource (JSON dict) for the launch's ``patient_id``.
+
+    Raises ``ValueError`` when the resource is not that patient.
+    """
+    if resource.get("resourceType") != "Patient" or resource.get("id") != patient_id:
+        raise ValueError("the Patient resource is not the launch patient")
+    patient = Patient(resource, strict=False)
+    birth_date = patient.birthDate.isostring if patient.birthDate else None
+    return PatientBanner(patient_id=patient_id, name=_display_name(patient), birth_date=birth_date,
+                         gender=patient.gender, mrn=_mrn(patient))

@@ -1,0 +1,81 @@
+"""Browser-side security: the launch-binding cookie and the response headers.
+
+* The browser holds one opaque id in Flask's signed session cookie
+  (``HttpOnly``, ``Secure``, ``SameSite=None``, ``Partitioned``) so that the
+  app works as a cross-site iframe inside the EHR (CHIPS); every launch record
+  is bound to it. Tokens never leave the server.
+* ``Content-Security-Policy``: scripts and styles from the app only,
+  ``frame-src`` the IID viewer's origin, ``frame-ancestors`` the EHR origins
+  of the registration (no ``X-Frame-Options``, which cannot list several).
+* ``Referrer-Policy: no-referrer``: launch ids in page URLs never reach the
+  viewer or the EHR; pages with patient data are ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request, session
+
+from authlib.common.security import generate_token
+
+from .config import Settings
+from .urls import origin_string
+
+BROWSER_KEY = "bid"
+SESSION_COOKIE_NAME = "imaging_app_session"
+
+
+def configure_session_cookie(app: Flask, settings: Settings) -> None:
+    """Flask session cookie flags for a cross-site iframe (SMART App Launch in an EHR frame)."""
+    app.config.update(
+        SESSION_COOKIE_NAME=SESSION_COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_SAMESITE="None",
+        SESSION_COOKIE_PARTITIONED=True,
+        PERMANENT_SESSION_LIFETIME=settings.launch_lifetime_seconds,
+    )
+
+
+def browser_id() -> str | None:
+    """This browser's binding id from the session cookie, or ``None`` when the cookie was not sent."""
+    value = session.get(BROWSER_KEY)
+    return value if isinstance(value, str) else None
+
+
+def ensure_browser_id() -> tuple[str, bool]:
+    """``(id, created)``: the binding id, creating it (and so setting the cookie) when absent."""
+    existing = browser_id()
+    if existing:
+        return existing, False
+    session.permanent = True
+    session[BROWSER_KEY] = generate_token(43)
+    return session[BROWSER_KEY], True
+
+
+def in_iframe() -> bool:
+    """True when the browser says this navigation loads a frame (Fetch Metadata ``Sec-Fetch-Dest``)."""
+    return request.headers.get("Sec-Fetch-Dest", "").lower() in ("iframe", "frame")
+
+
+def content_security_policy(settings: Settings) -> str:
+    """The CSP header value for the app's pages."""
+    viewer = origin_string(settings.viewer.base_url) if settings.viewer.frameable else "'none'"
+    ancestors = " ".join(("'self'",) + settings.frame_ancestors)
+    return "; ".join((
+        "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
+        "connect-src 'self'", f"frame-src {viewer}", f"frame-ancestors {ancestors}",
+        "form-action 'self'", "base-uri 'none'", "object-src 'none'"))
+
+
+def install_security_headers(app: Flask, settings: Settings) -> None:
+    """Add the headers above to every response."""
+    csp = content_security_policy(settings)
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = csp
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if not request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response

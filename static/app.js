@@ -1,0 +1,64 @@
+// Study list behaviour: show a study in the viewer frame without reloading, filter, keyboard navigation.
+// Viewer URLs come from the server (data-viewer-url), built only for studies of this launch.
+(function () {
+  "use strict";
+  var list = document.getElementById("study-list");
+  var frame = document.getElementById("viewer-frame");
+  var openNew = document.getElementById("viewer-open-new");
+  var title = document.getElementById("viewer-title");
+  var placeholder = document.getElementById("viewer-placeholder");
+  var modalitySelect = document.getElementById("filter-modality");
+  var textInput = document.getElementById("filter-text");
+  var count = document.getElementById("study-count");
+  if (!list) { return; }
+
+  function rows() { return Array.prototype.slice.call(list.querySelectorAll("li.study")); }
+
+  function show(link) {
+    var url = link.getAttribute("data-viewer-url");
+    var row = link.closest("li.study");
+    if (!url || !frame) { return false; }
+    rows().forEach(function (r) { r.classList.remove("selected"); });
+    row.classList.add("selected");
+    frame.src = url;
+    frame.classList.remove("hidden");
+    placeholder.classList.add("hidden");
+    openNew.href = url;
+    openNew.classList.remove("hidden");
+    title.textContent = row.querySelector(".desc").textContent + " " + row.querySelector(".date").textContent;
+    history.replaceState(null, "", link.getAttribute("href"));
+    return true;
+  }
+
+  list.addEventListener("click", function (event) {
+    var link = event.target.closest("a.study-link");
+    if (link && !event.ctrlKey && !event.metaKey && !event.shiftKey && show(link)) {
+      event.preventDefault();
+    }
+  });
+
+  list.addEventListener("keydown", function (event) {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") { return; }
+    var links = rows().filter(function (r) { return !r.hidden; }).map(function (r) { return r.querySelector("a.study-link"); });
+    var index = links.indexOf(document.activeElement);
+    if (index < 0) { return; }
+    var next = links[index + (event.key === "ArrowDown" ? 1 : -1)];
+    if (next) { next.focus(); event.preventDefault(); }
+  });
+
+  function applyFilter() {
+    var modality = modalitySelect ? modalitySelect.value : "";
+    var text = textInput ? textInput.value.trim().toLowerCase() : "";
+    var visible = 0;
+    rows().forEach(function (row) {
+      var mods = (row.getAttribute("data-modalities") || "").split(" ");
+      var ok = (!modality || mods.indexOf(modality) >= 0) &&
+               (!text || (row.getAttribute("data-text") || "").indexOf(text) >= 0);
+      row.hidden = !ok;
+      if (ok) { visible += 1; }
+    });
+    if (count) { count.textContent = String(visible); }
+  }
+  if (modalitySelect) { modalitySelect.addEventListener("change", applyFilter); }
+  if (textInput) { textInput.addEventListener("input", applyFilter); }
+})();

@@ -1,0 +1,103 @@
+"""Shared test helpers: registrations, a mocked EHR (responses), live servers on loopback."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from werkzeug.serving import make_server
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures" / "fhir"
+
+# Common values of ../shared/cases/field-cases.md
+ISS = "https://ehr.example.org/fhir"
+PATIENT = "pt-1001"
+VIEWER = "https://viewer.example.org/IHEInvokeImageDisplay"
+UID_A = "2.25.17888725185605931195712849663681676109"
+UID_B = "2.25.115801472636246741886468600046142957564"
+AUTHORIZE = "https://ehr.example.org/oauth2/authorize"
+TOKEN = "https://ehr.example.org/oauth2/token"
+WELL_KNOWN = {
+    "authorization_endpoint": AUTHORIZE,
+    "token_endpoint": TOKEN,
+    "code_challenge_methods_supported": ["S256"],
+    "capabilities": ["launch-ehr", "launch-standalone", "client-public", "context-ehr-patient", "permission-v2"],
+}
+REDIRECT_URI = "https://app.example.net/callback"
+
+
+def registration(iss: str = ISS, viewer: str = VIEWER, **viewer_extra) -> dict:
+    """A smart-launch.json document for the field cases."""
+    return {
+        "app": {"launch_uri": "https://app.example.net/launch", "redirect_uri": REDIRECT_URI},
+        "ehrs": [{"name": "Example EHR", "iss": iss, "client_id": "imaging-app",
+                  "frame_ancestors": ["https://ehr.example.org"]}],
+        "viewer": {"base_url": viewer, "viewerType": "IHE_BIR", **viewer_extra},
+        "fhir": {"page_size": 50, "max_pages": 5, "connect_timeout": 1, "read_timeout": 2,
+                 "study_list_ttl_seconds": 60},
+    }
+
+
+def fixture_json(name: str) -> dict:
+    """A file of ../shared/fixtures/fhir as a dict."""
+    return json.loads((SHARED_FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def query_of(url: str) -> dict[str, str]:
+    """Single-valued query parameters of a URL (decoded)."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+def study(study_id: str, uid: str | None, started: str = "2024-01-01T10:00:00Z", patient: str = PATIENT,
+          modality: str = "CT", **extra) -> dict:
+    """A minimal R4 ImagingStudy."""
+    resource = {"resourceType": "ImagingStudy", "id": study_id, "status": "available",
+                "subject": {"reference": f"Patient/{patient}"}, "started": started,
+                "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": modality}]}
+    if uid:
+        resource["identifier"] = [{"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}]
+    resource.update(extra)
+    return resource
+
+
+def searchset(resources: list[dict], *, next_url: str | None = None, total: int | None = None,
+              modes: list[str | None] | None = None) -> dict:
+    """A searchset Bundle around resources (``modes`` sets search.mode per entry; None omits it)."""
+    entries = []
+    for index, resource in enumerate(resources):
+        entry = {"fullUrl": f"{ISS}/{resource['resourceType']}/{resource.get('id')}", "resource": resource}
+        mode = (modes[index] if modes else "match")
+        if mode is not None:
+            entry["search"] = {"mode": mode}
+        entries.append(entry)
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": entries,
+              "link": [{"relation": "self", "url": f"{ISS}/ImagingStudy"}]}
+    if total is not None:
+        bundle["total"] = total
+    if next_url:
+        bundle["link"].append({"relation": "next", "url": next_url})
+    return copy.deepcopy(bundle)
+
+
+@contextmanager
+def live_server(build_app, host: str = "127.0.0.1"):
+    """Serve a WSGI app on a free loopback port in a thread.
+
+    ``build_app(port) -> app``: the app is built once the port is known (its
+    URLs depend on it). Yields the port; the server stops on exit.
+    """
+    server = make_server(host, 0, lambda environ, start_response: [], threaded=True)
+    port = server.server_port
+    server.app = build_app(port)
+    thread = threading.Thread(target=server.serve_forever, name=f"live-{port}", daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
