@@ -1,0 +1,90 @@
+"""Study summaries from every shared FHIR fixture (DSTU2 to R5) and from edge cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.imaging import newest_first, normalize_study_uid, summarize
+from tests.support import UID_A, fixture_json
+
+UID_EXAMPLE = "2.16.124.113543.6003.1154777499.30246.19789.3503430045"
+UID_EXAMPLE_XR = "2.16.124.113543.6003.1154777499.30246.19789.3503430046"
+
+
+@pytest.mark.parametrize("name, uid, started, modalities, accession, series, instances", [
+    ("fhir-dstu2-imagingstudy-example.json", UID_EXAMPLE, "2011-01-01T11:01:20+03:00", ("CT",), None, 1, 1),
+    ("fhir-r3-ImagingStudy-example.json", UID_EXAMPLE, "2011-01-01T11:01:20+03:00", ("CT",), None, 1, 1),
+    ("fhir-r3-ImagingStudy-example-xr.json", UID_EXAMPLE_XR, "2017-01-01T11:01:20+03:00", ("DX",), "W12342398", 1, 2),
+    ("fhir-r4-ImagingStudy-example.json", UID_EXAMPLE, "2011-01-01T11:01:20+03:00", ("CT",), None, 1, 1),
+    ("fhir-r4-ImagingStudy-example-xr.json", UID_EXAMPLE_XR, "2017-01-01T11:01:20+03:00", ("DX",), "W12342398", 1, 2),
+    ("fhir-r4b-ImagingStudy-example.json", UID_EXAMPLE, "2011-01-01T11:01:20+03:00", ("CT",), None, 1, 1),
+    ("fhir-r4b-ImagingStudy-example-xr.json", UID_EXAMPLE_XR, "2017-01-01T11:01:20+03:00", ("DX",), "W12342398", 1, 2),
+    ("fhir-r5-ImagingStudy-example.json", UID_EXAMPLE, "2011-01-01T11:01:20+03:00", ("CT",), None, 1, 1),
+    ("fhir-r5-ImagingStudy-example-xr.json", UID_EXAMPLE_XR, "2017-01-01T11:01:20+03:00", ("DX",), "W12342398", 1, 2),
+])
+def test_every_shared_fixture(name, uid, started, modalities, accession, series, instances):
+    summary = summarize(fixture_json(name))
+    assert summary.study_instance_uid == uid
+    assert summary.viewable
+    assert summary.started == started
+    assert summary.started_display == "2011-01-01 11:01" if started.startswith("2011") else "2017-01-01 11:01"
+    assert summary.modalities == modalities
+    assert summary.accession_number == accession
+    assert (summary.number_of_series, summary.number_of_instances) == (series, instances)
+
+
+def test_xr_description_comes_from_procedure_or_series():
+    assert summarize(fixture_json("fhir-r4-ImagingStudy-example-xr.json")).description == "XR Wrist 3+ Views"
+    assert summarize(fixture_json("fhir-r3-ImagingStudy-example-xr.json")).description == "XR Wrist 3+ Views"
+    assert summarize(fixture_json("fhir-r4-ImagingStudy-example.json")).description == "CT Surview 180"
+
+
+def test_identifier_order_prefers_dicom_uid_system_over_accession_first():
+    resource = {"resourceType": "ImagingStudy", "id": "x", "identifier": [
+        {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}]},
+         "value": "ACC-77"},
+        {"system": "urn:dicom:uid", "value": f"urn:oid:{UID_A}"}]}
+    summary = summarize(resource)
+    assert summary.study_instance_uid == UID_A
+    assert summary.accession_number == "ACC-77"
+
+
+def test_uid_fallbacks_in_order():
+    oid_value = {"identifier": [{"system": "http://other", "value": "X-1"}, {"value": f"urn:oid:{UID_A}"}]}
+    typed = {"identifier": [{"type": {"coding": [{"code": "0020000D"}]}, "value": UID_A}]}
+    legacy = {"uid": f"urn:oid:{UID_A}"}
+    for resource in (oid_value, typed, legacy):
+        assert summarize({"resourceType": "ImagingStudy", **resource}).study_instance_uid == UID_A
+
+
+@pytest.mark.parametrize("value, expected", [
+    (f"urn:oid:{UID_A}", UID_A), (UID_A, UID_A), ("URN:OID:1.2.3", "1.2.3"),
+    ("1.2.3.", None), ("1..2", None), ("2.25.abc", None), ("1" * 65, None), ("1." + "2" * 62, "1." + "2" * 62),
+    ("", None), (None, None), ("1.2.3<script>", None)])
+def test_normalize_study_uid(value, expected):
+    assert normalize_study_uid(value) == expected
+
+
+def test_missing_uid_and_entered_in_error_disable_the_viewer_with_reason():
+    no_uid = summarize({"resourceType": "ImagingStudy", "id": "n", "status": "available"})
+    assert not no_uid.viewable and no_uid.viewer_problem == "No Study Instance UID recorded for this study"
+    eie = summarize({"resourceType": "ImagingStudy", "id": "e", "status": "entered-in-error",
+                     "identifier": [{"system": "urn:dicom:uid", "value": UID_A}]})
+    assert not eie.viewable and eie.status_flag == "Entered in error"
+    cancelled = summarize({"resourceType": "ImagingStudy", "id": "c", "status": "cancelled",
+                           "identifier": [{"system": "urn:dicom:uid", "value": UID_A}]})
+    assert cancelled.viewable and cancelled.status_flag == "Cancelled"
+
+
+def test_newest_first_handles_timezones_partial_dates_and_missing():
+    studies = [summarize({"resourceType": "ImagingStudy", "id": i, "started": s}) for i, s in [
+        ("old", "2019"), ("none", None), ("tz", "2024-01-01T01:00:00+03:00"), ("utc", "2023-12-31T23:00:00Z"),
+        ("month", "2024-02")]]
+    assert [s.id for s in newest_first(studies)] == ["month", "utc", "tz", "old", "none"]  # 01:00+03:00 is 22:00Z
+
+
+def test_odd_data_never_raises():
+    odd = {"resourceType": "ImagingStudy", "identifier": ["x", {"value": 5}], "modality": "CT", "series": [None, 3],
+           "numberOfSeries": "2", "started": 12, "basedOn": [None], "procedureCode": [1]}
+    summary = summarize(odd)
+    assert summary.study_instance_uid is None and summary.number_of_series is None

@@ -1,0 +1,284 @@
+"""Token expiry and refresh, launch isolation, the study list page, against a mocked EHR."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+import responses
+
+from app import create_app
+from tests.app.conftest import MockedEhr, good_token
+from tests.support import ISS, PATIENT, TOKEN, UID_A, UID_B, VIEWER, registration, searchset, study
+
+FHIR_JSON = "application/fhir+json"
+
+
+def _auth(call) -> str:
+    return call.request.headers.get("Authorization", "")
+
+
+def _routes(ehr, tokens_ok=("tok-good",), studies_by_patient=None, patients=(PATIENT,)):
+    """Answer Patient reads and ImagingStudy searches; 401 unless the bearer token is in ``tokens_ok``."""
+    studies_by_patient = studies_by_patient or {PATIENT: [study("is-1", UID_A), study("is-2", UID_B, "2023-01-01")]}
+
+    def search(request):
+        if request.headers.get("Authorization", "").removeprefix("Bearer ") not in tokens_ok:
+            return 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}, ""
+        patient = parse_qs(request.url.split("?", 1)[1])["patient"][0]
+        return 200, {"Content-Type": FHIR_JSON}, json.dumps(searchset(studies_by_patient.get(patient, [])))
+
+    def read(request):
+        if request.headers.get("Authorization", "").removeprefix("Bearer ") not in tokens_ok:
+            return 401, {}, ""
+        patient = request.url.rsplit("/", 1)[1]
+        return 200, {"Content-Type": FHIR_JSON}, json.dumps(
+            {"resourceType": "Patient", "id": patient, "name": [{"family": f"Family-{patient}", "given": ["Pat"]}]})
+
+    ehr.mock.add_callback(responses.GET, f"{ISS}/ImagingStudy", callback=search)
+    ehr.mock.add_callback(responses.GET, re.compile(re.escape(ISS) + r"/Patient/[^/]+$"), callback=read)
+
+
+def _token_posts(ehr):
+    return [parse_qs(c.request.body) for c in ehr.calls_to("/oauth2/token", "POST")]
+
+
+def _start(ehr, token_body, launch="L-1"):
+    ehr.well_known()
+    response = ehr.launch(launch=launch)
+    state = parse_qs(response.headers["Location"].split("?", 1)[1])["state"][0]
+    ehr.mock.add(responses.POST, TOKEN, json=token_body)
+    callback = ehr.client.get("/callback", query_string={"code": "c-1", "state": state})
+    assert callback.status_code == 303, callback.get_data(as_text=True)
+    return callback.headers["Location"]
+
+
+def test_expired_token_is_refreshed_once_and_rotated(ehr):
+    _routes(ehr, tokens_ok=("tok-2",))
+    page_url = _start(ehr, good_token(access_token="tok-1", expires_in="0", refresh_token="rt-1"))
+    ehr.mock.replace(responses.POST, TOKEN, json={"access_token": "tok-2", "token_type": "bearer",
+                                                  "expires_in": 3600, "refresh_token": "rt-2",
+                                                  "scope": "launch patient/ImagingStudy.rs"})
+    response = ehr.client.get(page_url)
+    assert response.status_code == 200
+    posts = _token_posts(ehr)
+    assert posts[1]["grant_type"] == ["refresh_token"] and posts[1]["refresh_token"] == ["rt-1"]
+    assert {_auth(c) for c in ehr.calls_to("/ImagingStudy")} == {"Bearer tok-2"}
+    assert "FAMILY-PT-1001, Pat" in response.get_data(as_text=True)
+
+
+def test_401_triggers_one_refresh_then_retry(ehr):
+    _routes(ehr, tokens_ok=("tok-2",))
+    page_url = _start(ehr, good_token(access_token="tok-1", refresh_token="rt-1"))
+    ehr.mock.replace(responses.POST, TOKEN, json={"access_token": "tok-2", "token_type": "Bearer",
+                                                  "expires_in": 3600, "refresh_token": "rt-2"})
+    response = ehr.client.get(page_url)
+    assert response.status_code == 200
+    assert [_auth(c) for c in ehr.calls_to("/ImagingStudy")] == ["Bearer tok-1", "Bearer tok-2"]
+    assert len(_token_posts(ehr)) == 2
+
+
+def test_expired_without_refresh_token_asks_to_relaunch(ehr):
+    _routes(ehr, tokens_ok=())
+    page_url = _start(ehr, good_token(access_token="tok-1"))
+    response = ehr.client.get(page_url)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 401
+    assert "Your session has expired" in page and "Relaunch the app from the EHR" in page
+    assert len(_token_posts(ehr)) == 1
+
+
+def test_refresh_refused_asks_to_relaunch_without_looping(ehr):
+    _routes(ehr, tokens_ok=())
+    page_url = _start(ehr, good_token(access_token="tok-1", expires_in=0, refresh_token="rt-1"))
+    ehr.mock.replace(responses.POST, TOKEN, json={"error": "invalid_grant"}, status=400)
+    response = ehr.client.get(page_url)
+    assert response.status_code == 401
+    assert len(_token_posts(ehr)) == 2
+    assert ehr.calls_to("/ImagingStudy") == []
+
+
+def test_refreshed_token_also_refused_ends_the_session(ehr):
+    _routes(ehr, tokens_ok=())
+    page_url = _start(ehr, good_token(access_token="tok-1", refresh_token="rt-1"))
+    ehr.mock.replace(responses.POST, TOKEN, json={"access_token": "tok-2", "token_type": "Bearer", "expires_in": 60})
+    response = ehr.client.get(page_url)
+    assert response.status_code == 401
+    assert len(ehr.calls_to("/ImagingStudy")) == 2
+    assert len(_token_posts(ehr)) == 2
+
+
+def test_two_launches_two_patients_one_cookie_jar(ehr):
+    studies = {PATIENT: [study("is-a1", UID_A)],
+               "pt-2002": [study("is-b1", UID_B, patient="pt-2002"), study("is-b2", "2.25.9", patient="pt-2002")]}
+    _routes(ehr, tokens_ok=("tok-A", "tok-B"), studies_by_patient=studies)
+    url_a = _start(ehr, good_token(access_token="tok-A"), launch="L-A")
+    ehr.mock.replace(responses.POST, TOKEN, json=good_token(access_token="tok-B", patient="pt-2002"))
+    response = ehr.launch(launch="L-B")
+    state = parse_qs(response.headers["Location"].split("?", 1)[1])["state"][0]
+    url_b = ehr.client.get("/callback", query_string={"code": "c-2", "state": state}).headers["Location"]
+    assert url_a != url_b
+    for _ in range(2):  # reload both, in alternation
+        page_a = ehr.client.get(url_a + "?refresh=1").get_data(as_text=True)
+        page_b = ehr.client.get(url_b + "?refresh=1").get_data(as_text=True)
+        assert "FAMILY-PT-1001, Pat" in page_a and "FAMILY-PT-2002, Pat" not in page_a
+        assert re.findall(r'data-study-id="([^"]+)"', page_a) == ["is-a1"]
+        assert "FAMILY-PT-2002, Pat" in page_b and "FAMILY-PT-1001, Pat" not in page_b
+        assert re.findall(r'data-study-id="([^"]+)"', page_b) == ["is-b1", "is-b2"]
+    for call in ehr.calls_to("/ImagingStudy"):
+        patient = parse_qs(call.request.url.split("?", 1)[1])["patient"][0]
+        assert _auth(call) == {"pt-1001": "Bearer tok-A", "pt-2002": "Bearer tok-B"}[patient]
+
+
+def test_launch_id_without_its_cookie_reveals_nothing(app, ehr):
+    _routes(ehr)
+    page_url = _start(ehr, good_token())
+    calls_before = len(ehr.mock.calls)
+    stranger = app.test_client()
+    response = stranger.get(page_url)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert "This launch is not available" in page
+    assert "FAMILY" not in page and "is-1" not in page
+    assert len(ehr.mock.calls) == calls_before
+
+
+def test_launch_store_survives_restart(tmp_path):
+    store = tmp_path / "store.sqlite3"
+    app1 = create_app(registration(), secret_key="same", store_path=store)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        ehr = MockedEhr(app1.test_client(), mock)
+        _routes(ehr)
+        page_url = _start(ehr, good_token())
+        cookie = ehr.client.get_cookie("imaging_app_session")
+        app2 = create_app(registration(), secret_key="same", store_path=store)
+        client2 = app2.test_client()
+        client2.set_cookie(cookie.key, cookie.value)
+        response = client2.get(page_url)
+        assert response.status_code == 200
+        assert "is-1" in response.get_data(as_text=True)
+
+
+def test_expired_launches_are_purged(tmp_path):
+    from app.launch_store import LaunchStore
+    store = LaunchStore(tmp_path / "s.sqlite3", "k")
+    launch_id = store.create_pending("browser", "state-1", {"iss": ISS}, now=1000.0)
+    assert store.get_pending(launch_id, now=1001.0) is not None
+    assert store.purge_expired(now=1000.0 + 601) == 1
+    assert store.get_pending(launch_id, now=1001.0) is None
+
+
+def test_store_encrypts_tokens_at_rest(tmp_path, ehr, app):
+    _routes(ehr)
+    _start(ehr, good_token(access_token="tok-good-secret-value"))
+    raw = app.extensions["imaging_app"].store.path.read_bytes()
+    assert b"tok-good-secret-value" not in raw and PATIENT.encode() not in raw
+
+
+def test_no_token_in_pages_cookies_or_logs(ehr, caplog):
+    caplog.set_level(logging.DEBUG)
+    _routes(ehr, tokens_ok=("tok-good",))
+    page_url = _start(ehr, good_token(refresh_token="rt-secret"))
+    page = ehr.client.get(page_url).get_data(as_text=True)
+    cookie = ehr.client.get_cookie("imaging_app_session").value
+    for secret in ("tok-good", "rt-secret", "c-1"):
+        assert secret not in page
+        assert secret not in cookie
+        assert all(secret not in record.getMessage() for record in caplog.records)
+
+
+def test_fhir_context_preselects_the_study(ehr):
+    _routes(ehr)
+    page_url = _start(ehr, good_token(fhirContext=[{"reference": "ImagingStudy/is-2"}]))
+    assert page_url.endswith("/?study=is-2")
+    page = ehr.client.get(page_url).get_data(as_text=True)
+    assert f'src="{VIEWER}?requestType=STUDY&amp;studyUID={UID_B}&amp;viewerType=IHE_BIR"' in page
+
+
+def test_comparison_and_unknown_ids(ehr):
+    _routes(ehr)
+    page_url = _start(ehr, good_token())
+    page = ehr.client.get(page_url, query_string=[("study", "is-1"), ("study", "is-2")]).get_data(as_text=True)
+    assert f'src="{VIEWER}?requestType=STUDY&amp;studyUID={UID_A}%2C{UID_B}&amp;viewerType=IHE_BIR"' in page
+    page = ehr.client.get(page_url, query_string={"study": "is-999"}).get_data(as_text=True)
+    assert "A requested study is not in this patient's list and was not opened." in page
+    assert 'id="viewer-frame"' in page and "src=" not in page.split('id="viewer-frame"')[1].split(">")[0]
+
+
+def test_server_side_filters(ehr):
+    studies = {PATIENT: [study("is-ct", UID_A, modality="CT", description="CT Head"),
+                         study("is-mr", UID_B, modality="MR", description="MR Knee")]}
+    _routes(ehr, studies_by_patient=studies)
+    page_url = _start(ehr, good_token())
+    by_modality = ehr.client.get(page_url, query_string={"modality": "MR"}).get_data(as_text=True)
+    assert re.findall(r'data-study-id="([^"]+)"', by_modality) == ["is-mr"]
+    by_text = ehr.client.get(page_url, query_string={"q": "head"}).get_data(as_text=True)
+    assert re.findall(r'data-study-id="([^"]+)"', by_text) == ["is-ct"]
+
+
+def test_no_banner_when_the_ehr_shows_its_own(ehr):
+    _routes(ehr)
+    page_url = _start(ehr, good_token(need_patient_banner=False))
+    page = ehr.client.get(page_url).get_data(as_text=True)
+    assert ehr.calls_to("/Patient/") == []
+    assert 'class="banner"' not in page and "is-1" in page
+
+
+def test_studies_of_another_patient_are_dropped(ehr):
+    studies = {PATIENT: [study("is-1", UID_A), study("is-x", UID_B, patient="pt-other")]}
+    _routes(ehr, studies_by_patient=studies)
+    page = ehr.client.get(_start(ehr, good_token())).get_data(as_text=True)
+    assert re.findall(r'data-study-id="([^"]+)"', page) == ["is-1"]
+    assert "1 result(s) for another patient were ignored" in page
+
+
+def test_empty_list_only_when_the_search_succeeded(ehr):
+    _routes(ehr, studies_by_patient={PATIENT: []})
+    page = ehr.client.get(_start(ehr, good_token())).get_data(as_text=True)
+    assert "No imaging studies found for this patient." in page
+
+
+@pytest.mark.parametrize("error, status, text", [
+    (requests.ConnectTimeout("x"), 504, "did not answer"),
+    (requests.ReadTimeout("x"), 504, "did not answer"),
+    (requests.ConnectionError("refused"), 502, "could not be reached"),
+])
+def test_network_failures_get_a_page(ehr, error, status, text):
+    ehr.well_known()
+    page_url = _start(ehr, good_token())
+    ehr.mock.get(f"{ISS}/ImagingStudy", body=error)
+    ehr.mock.get(f"{ISS}/Patient/{PATIENT}", body=error)
+    response = ehr.client.get(page_url)
+    assert response.status_code == status
+    assert text in response.get_data(as_text=True)
+
+
+def test_token_endpoint_error_and_garbage(ehr):
+    ehr.well_known()
+    response = ehr.launch()
+    state = parse_qs(response.headers["Location"].split("?", 1)[1])["state"][0]
+    ehr.mock.post(TOKEN, body="<html>gateway</html>", status=200, content_type="text/html")
+    page = ehr.client.get("/callback", query_string={"code": "c", "state": state})
+    assert page.status_code == 502 and "not a JSON object" in page.get_data(as_text=True)
+    response = ehr.launch()
+    state = parse_qs(response.headers["Location"].split("?", 1)[1])["state"][0]
+    ehr.mock.replace(responses.POST, TOKEN, json={"error": "invalid_grant", "error_description": "code <expired>"},
+                     status=400)
+    page = ehr.client.get("/callback", query_string={"code": "c", "state": state})
+    assert page.status_code == 502
+    assert "invalid_grant: code &lt;expired&gt;" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("expires_in, ok", [(3600, True), ("3600", True), ("soon", True), (None, True)])
+def test_expires_in_number_or_numeric_string(expires_in, ok):
+    from app.smart import parse_token_response
+    body = {"access_token": "t", "token_type": "Bearer", "patient": PATIENT}
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    grant = parse_token_response(body, requested="launch", now=1000.0)
+    expected = 4600.0 if expires_in in (3600, "3600") else None
+    assert grant.expires_at == expected and grant.scope == "launch"
