@@ -34,6 +34,7 @@ class LaunchContext:
     store: LaunchStore
     settings: Settings
     session: OutboundSession
+    refreshed: bool = False  # at most one refresh per request: never a loop
 
     @classmethod
     def load(cls, store: LaunchStore, settings: Settings, session: OutboundSession,
@@ -79,8 +80,12 @@ class LaunchContext:
         """Refresh once because ``failed_access_token`` expired or was refused (401).
 
         Returns the new access token. Raises :class:`SessionExpired` without a
-        refresh token or when the EHR refuses the refresh.
+        refresh token, when the EHR refuses the refresh, or when this request
+        already refreshed once.
         """
+        if self.refreshed:
+            raise SessionExpired("The FHIR server refused the renewed token.")
+        self.refreshed = True
         fresher = self.store.reload(self.id)
         if fresher is not None and fresher.data["token"]["access_token"] != failed_access_token:
             self.record = fresher  # another request refreshed meanwhile
