@@ -104,11 +104,11 @@ class LaunchContext:
                 self.record = fresher  # a concurrent request rotated the refresh token first
                 return self.grant.access_token
             raise SessionExpired("The EHR did not renew the session.") from None
-        self.record.data["token"] = new_grant.__dict__.copy()
+        self.record.data["token"] = new_grant.to_dict()
         if not self.store.update(self.record):
             latest = self.store.reload(self.id)
             if latest is not None:
-                latest.data["token"] = new_grant.__dict__.copy()
+                latest.data["token"] = new_grant.to_dict()
                 self.record = latest
                 self.store.update(self.record)
         return new_grant.access_token

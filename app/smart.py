@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 import requests
 from authlib.common.security import generate_token
@@ -57,7 +57,10 @@ class TokenGrant:
     need_patient_banner: bool = True
     smart_style_url: str | None = None
     preselected_study_id: str | None = None
-    context: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-able form for the launch store (contains the tokens: never log or render it)."""
+        return asdict(self)
 
 
 def _oauth_session(ehr: EhrRegistration, redirect_uri: str, timeout: tuple[float, float],

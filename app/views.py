@@ -127,7 +127,7 @@ def callback():
         raise
     services.store.activate(record.id, {
         "iss": record.data["iss"], "launch": record.data.get("launch"), "patient": grant.patient,
-        "token": grant.__dict__.copy(), "token_endpoint": record.data["token_endpoint"]},
+        "token": grant.to_dict(), "token_endpoint": record.data["token_endpoint"]},
         services.settings.launch_lifetime_seconds)
     query = {"study": grant.preselected_study_id} if grant.preselected_study_id else {}
     return redirect(url_for("views.studies", launch_id=record.id, **query), 303)

@@ -282,3 +282,17 @@ def test_expires_in_number_or_numeric_string(expires_in, ok):
     grant = parse_token_response(body, requested="launch", now=1000.0)
     expected = 4600.0 if expires_in in (3600, "3600") else None
     assert grant.expires_at == expected and grant.scope == "launch"
+
+
+def test_viewer_that_cannot_be_framed_opens_in_new_windows(tmp_path):
+    app = create_app(registration(frameable=False), secret_key="k", store_path=tmp_path / "s.sqlite3")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        ehr = MockedEhr(app.test_client(), mock)
+        _routes(ehr)
+        response = ehr.client.get(_start(ehr, good_token()))
+        page = response.get_data(as_text=True)
+        assert 'id="viewer-frame"' not in page
+        assert "frame-src 'none'" in response.headers["Content-Security-Policy"]
+        expected = f"{VIEWER}?requestType=STUDY&amp;studyUID={UID_A}&amp;viewerType=IHE_BIR"
+        match = re.search(r'<a class="study-link" href="([^"]+)"\s+data-viewer-url="([^"]+)" target="_blank"', page)
+        assert match and match.group(1) == expected and match.group(2) == expected
