@@ -45,6 +45,15 @@ def test_expired_token(smart):
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
 
+def test_expired_token_then_refresh_recovers(smart):
+    body = smart.ehr_token("pt-1001", scope=smart.ehr_scope + " online_access", faults={"expired_token": True})
+    assert body["expires_in"] == 0
+    refreshed = smart.token({"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+                             "client_id": "imaging-app"}).get_json()
+    assert refreshed["expires_in"] == 3600
+    assert smart.fhir("ImagingStudy?patient=pt-1001", refreshed["access_token"]).status_code == 200
+
+
 def test_refresh_fails(smart):
     body = smart.ehr_token("pt-1001", scope=smart.ehr_scope + " offline_access", faults={"refresh_fails": True})
     response = smart.token({"grant_type": "refresh_token", "refresh_token": body["refresh_token"],

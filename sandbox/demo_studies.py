@@ -1,0 +1,175 @@
+"""Studies built from real DICOM files (pt-1001, pt-1002) and the HL7 R4 examples (pt-1006).
+
+Study/Series/SOP Instance UIDs, modality, dates, descriptions and accession
+numbers come from the DICOM files (pydicom test data); only what a file lacks
+is synthesised (tables below). Files sharing a Study Instance UID form one
+study (``JPGExtended.dcm`` + ``JPEG2000.dcm``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from .dicom_source import read_header
+from .records import (
+    DICOM_UID_SYSTEM,
+    V2_0203,
+    InstanceRecord,
+    SeriesRecord,
+    StudyRecord,
+    make_study,
+)
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SITE_TIMEZONE = ZoneInfo("America/Chicago")
+
+#: (study id, patient id, files, synthesised study description, synthesised accession, synthesised start)
+DICOM_STUDIES: tuple[tuple[str, str, tuple[str, ...], str, str, str | None], ...] = (
+    ("is-1001-ct", "pt-1001", ("CT_small.dcm",), "CT Chest without contrast", "A1001001", None),
+    ("is-1001-mr", "pt-1001", ("MR_small.dcm",), "MR Brain without contrast", "A1001002", None),
+    ("is-1001-us-rgb", "pt-1001", ("examples_rgb_color.dcm",), "US Abdomen complete", "A1001003", None),
+    ("is-1001-nm-bone", "pt-1001", ("JPGExtended.dcm", "JPEG2000.dcm"), "NM Whole body bone scan", "A1001004", None),
+    ("is-1001-mr-abdomen", "pt-1001", ("examples_overlay.dcm",), "MR Abdomen liver protocol", "A1001005", None),
+    ("is-1001-us-cine", "pt-1001", ("examples_ybr_color.dcm",), "US Echocardiogram cine", "A1001006", None),
+    ("is-1001-us-doppler", "pt-1001", ("examples_palette.dcm",), "US Carotid Doppler", "A1001007", None),
+    ("is-1001-rtdose", "pt-1001", ("rtdose.dcm",), "Radiotherapy dose distribution", "A1001008", None),
+    ("is-1002-ct", "pt-1002", ("693_J2KI.dcm",), "CT Abdomen and Pelvis with contrast", "A1002001", "2023-03-14T09:12:00"),
+)
+
+HL7_EXAMPLES = (
+    ("fhir-r4-ImagingStudy-example.json", "pt-1006"),
+    ("fhir-r4-ImagingStudy-example-xr.json", "pt-1006"),
+)
+HL7_ENDPOINTS = ("fhir-r4-Endpoint-example-iid.json", "fhir-r4-Endpoint-example-wadors.json")
+#: pixel source per series modality for the HL7 example instances (they have no pixels of their own)
+HL7_PIXEL_SOURCES = {"CT": "CT_small.dcm", "DX": "JPGExtended.dcm"}
+
+
+def dicom_datetime(study_date: str, study_time: str, tz_offset: str) -> datetime | None:
+    """Combine DICOM DA/TM (+ optional TimezoneOffsetFromUTC ``+hhmm``) into an aware datetime.
+
+    Without an offset the site time zone (America/Chicago) is assumed. Returns
+    None when the date is empty.
+    """
+    if not study_date:
+        return None
+    digits = (study_time.split(".")[0] + "000000")[:6]
+    naive = datetime.strptime(study_date + digits, "%Y%m%d%H%M%S")
+    if tz_offset and len(tz_offset) == 5:
+        sign = -1 if tz_offset[0] == "-" else 1
+        offset = timedelta(hours=int(tz_offset[1:3]), minutes=int(tz_offset[3:5]))
+        return naive.replace(tzinfo=timezone(sign * offset))
+    return naive.replace(tzinfo=SITE_TIMEZONE)
+
+
+def _dicom_study(study_id, patient_id, files, description, accession, started_text) -> StudyRecord:
+    headers = [read_header(name) for name in files]
+    first = headers[0]
+    if any(h.study_instance_uid != first.study_instance_uid for h in headers):
+        raise ValueError(f"{study_id}: files do not share a Study Instance UID")
+    series_by_uid: dict[str, SeriesRecord] = {}
+    for header in headers:
+        series = series_by_uid.get(header.series_instance_uid)
+        if series is None:
+            series = SeriesRecord(
+                series_instance_uid=header.series_instance_uid,
+                modality=header.modality,
+                number=header.series_number or len(series_by_uid) + 1,
+                description=header.series_description or description,
+                body_part=header.body_part_examined or None,
+            )
+            series_by_uid[header.series_instance_uid] = series
+        series.instances.append(
+            InstanceRecord(
+                sop_instance_uid=header.sop_instance_uid,
+                sop_class_uid=header.sop_class_uid,
+                number=header.instance_number or len(series.instances) + 1,
+                source_file=header.file_name,
+                frames=header.number_of_frames,
+            )
+        )
+    started = dicom_datetime(first.study_date, first.study_time, first.timezone_offset)
+    if started is None and started_text:
+        started = datetime.fromisoformat(started_text).replace(tzinfo=SITE_TIMEZONE)
+    return make_study(
+        study_id,
+        patient_id,
+        status="available",
+        study_instance_uid=first.study_instance_uid,
+        accession_number=first.accession_number or accession,
+        started=started,
+        description=first.study_description or description,
+        series=list(series_by_uid.values()),
+    )
+
+
+def dicom_studies() -> list[StudyRecord]:
+    """Studies of pt-1001 and pt-1002, one per distinct Study Instance UID (reads headers only)."""
+    return [_dicom_study(*row) for row in DICOM_STUDIES]
+
+
+def _load_json(name: str) -> dict:
+    with open(DATA_DIR / name, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def hl7_example_studies() -> list[StudyRecord]:
+    """The HL7 R4 ImagingStudy examples, subject rewritten to their sandbox patient."""
+    records = []
+    for file_name, patient_id in HL7_EXAMPLES:
+        resource = _load_json(file_name)
+        resource["subject"] = {"reference": f"Patient/{patient_id}"}
+        uid = accession = None
+        for identifier in resource.get("identifier", []):
+            codes = {c.get("code") for c in identifier.get("type", {}).get("coding", [])}
+            if identifier.get("system") == DICOM_UID_SYSTEM:
+                uid = identifier["value"].removeprefix("urn:oid:")
+            elif "ACSN" in codes and any(c.get("system") == V2_0203 for c in identifier["type"]["coding"]):
+                accession = identifier["value"]
+        series = []
+        for element in resource.get("series", []):
+            modality = element["modality"]["code"]
+            source = HL7_PIXEL_SOURCES.get(modality, "CT_small.dcm")
+            series.append(
+                SeriesRecord(
+                    series_instance_uid=element["uid"],
+                    modality=modality,
+                    number=element.get("number", 1),
+                    description=element.get("description", ""),
+                    instances=[
+                        InstanceRecord(
+                            sop_instance_uid=inst["uid"],
+                            sop_class_uid=inst["sopClass"]["code"].removeprefix("urn:oid:"),
+                            number=inst.get("number", 1),
+                            source_file=source,
+                            frames=read_header(source).number_of_frames,
+                            title=inst.get("title"),
+                        )
+                        for inst in element.get("instance", [])
+                    ],
+                )
+            )
+        started = datetime.fromisoformat(resource["started"]) if resource.get("started") else None
+        description = resource.get("description") or (series[0].description if series else None)
+        records.append(
+            StudyRecord(
+                id=resource["id"],
+                patient_id=patient_id,
+                status=resource["status"],
+                study_instance_uid=uid,
+                accession_number=accession,
+                started=started,
+                description=description,
+                series=series,
+                resource=resource,
+            )
+        )
+    return records
+
+
+def hl7_example_endpoints() -> list[dict]:
+    """The HL7 R4 Endpoint examples (``example-iid``, ``example-wadors``), verbatim."""
+    return [_load_json(name) for name in HL7_ENDPOINTS]
