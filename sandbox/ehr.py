@@ -42,7 +42,8 @@ SMART_STYLE = {
 @bp.after_request
 def _ehr_policy(response):
     config = get_state().config
-    frame_sources = " ".join(dict.fromkeys([config["APP_ORIGIN"], origin_of(config["APP_LAUNCH_URL"])]))
+    # 'self': inside the frame the app navigates to this EHR's own authorize endpoint (EHR launch)
+    frame_sources = " ".join(dict.fromkeys(["'self'", config["APP_ORIGIN"], origin_of(config["APP_LAUNCH_URL"])]))
     response.headers["Content-Security-Policy"] = (
         f"default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
         f"frame-src {frame_sources}; frame-ancestors 'self'"

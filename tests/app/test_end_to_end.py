@@ -39,13 +39,15 @@ class SandboxTestCase(TestCase):
     def tearDownClass(cls):
         cls._server.__exit__(None, None, None)
 
+    client_registration: dict = {"client_id": "imaging-app"}
+
     def create_app(self):
         import tempfile
         self._tmp = tempfile.TemporaryDirectory()
         registration = {
             "app": {"launch_uri": f"{APP_ORIGIN}/launch", "redirect_uri": f"{APP_ORIGIN}/callback"},
-            "ehrs": [{"name": "Sandbox", "iss": self.iss, "client_id": "imaging-app", "scopes": ["online_access"],
-                      "frame_ancestors": [self.ehr_base]}],
+            "ehrs": [{"name": "Sandbox", "iss": self.iss, "scopes": ["online_access"],
+                      "frame_ancestors": [self.ehr_base], **self.client_registration}],
             "viewer": {"base_url": f"{self.ehr_base}/IHEInvokeImageDisplay", "viewerType": "IHE_BIR"},
             "fhir": {"page_size": 100, "max_pages": 20, "connect_timeout": 2, "read_timeout": 10},
         }
@@ -241,3 +243,34 @@ class StandaloneLaunchTest(SandboxTestCase):
         self.assertEqual(callback.status_code, 303)
         page = self.client.get(callback.headers["Location"]).get_data(as_text=True)
         self.assertEqual(len(_ids(page)), 1)
+
+
+class ConfidentialClientTest(SandboxTestCase):
+    client_registration = {"client_id": "imaging-app-confidential", "client_secret_env": "E2E_IMAGING_SECRET"}
+
+    def create_app(self):
+        from unittest import mock
+        patcher = mock.patch.dict("os.environ", {"E2E_IMAGING_SECRET": "sandbox-secret"})
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        return super().create_app()
+
+    def test_confidential_client_authenticates_with_client_secret_basic(self):
+        response = self.launch_to_list("pt-1002")
+        self.assert200(response)
+        self.assertEqual(len(_ids(response.get_data(as_text=True))), 1)
+
+
+class TwoPatientsTest(SandboxTestCase):
+    def test_two_launches_in_one_cookie_jar_keep_their_patients(self):
+        page_a = self.launch_to_list("pt-1002")
+        page_b = self.launch_to_list("pt-1006")
+        lid_a = re.search(r'data-launch-id="([^"]+)"', page_a.get_data(as_text=True)).group(1)
+        lid_b = re.search(r'data-launch-id="([^"]+)"', page_b.get_data(as_text=True)).group(1)
+        for _ in range(2):
+            a = self.client.get(f"/l/{lid_a}/?refresh=1").get_data(as_text=True)
+            b = self.client.get(f"/l/{lid_b}/?refresh=1").get_data(as_text=True)
+            self.assertIn('data-patient-id="pt-1002"', a)
+            self.assertEqual(_ids(a), ["is-1002-ct"])
+            self.assertIn('data-patient-id="pt-1006"', b)
+            self.assertEqual(set(_ids(b)), {"example", "example-xr"})

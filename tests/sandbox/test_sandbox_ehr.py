@@ -21,7 +21,7 @@ def test_chart_embeds_fresh_launch_each_view(sandbox_client, sandbox_app):
         assert src.startswith("http://127.0.0.1:8000/launch?iss=http%3A%2F%2Flocalhost%3A8800%2Ffhir&launch=")
         launches.append(src.rsplit("launch=", 1)[1])
         csp = response.headers["Content-Security-Policy"]
-        assert "frame-src http://127.0.0.1:8000" in csp
+        assert "frame-src 'self' http://127.0.0.1:8000" in csp
     assert launches[0] != launches[1]
     context = sandbox_app.extensions["sandbox"].launches.peek(launches[1])
     assert context.patient == "pt-1001" and context.study is None
