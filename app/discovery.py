@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 import requests
 
 from .errors import DiscoveryFailed
-from .http import FHIR_ACCEPT, JSON_ACCEPT, OutboundSession, is_json_content_type
+from .http import FHIR_ACCEPT, JSON_ACCEPT, OutboundSession, json_object
 from .urls import base_dir, iss_key
 
 log = logging.getLogger(__name__)
@@ -80,15 +80,11 @@ class SmartDiscovery:
         except requests.RequestException as exc:
             log.warning("discovery request failed: %s", type(exc).__name__)
             return None
-        if response.status_code != 200 or not is_json_content_type(response.headers.get("Content-Type")):
+        body = json_object(response) if response.status_code == 200 else None
+        if body is None:
             log.info("discovery: %s answered %s %s", url, response.status_code,
                      response.headers.get("Content-Type", "-"))
-            return None
-        try:
-            body = response.json()
-        except ValueError:
-            return None
-        return body if isinstance(body, dict) else None
+        return body
 
     def _from_well_known(self, iss: str) -> SmartConfiguration | None:
         body = self._get_json(urljoin(base_dir(iss), ".well-known/smart-configuration"), JSON_ACCEPT)

@@ -25,7 +25,7 @@ from fhirclient.server import (FHIRNotFoundException, FHIRPermissionDeniedExcept
                                FHIRUnauthorizedException)
 
 from .errors import ImagingScopeNotGranted, UpstreamError
-from .http import FHIR_ACCEPT, OutboundSession, is_json_content_type
+from .http import FHIR_ACCEPT, OutboundSession, is_json_content_type, json_object
 from .urls import base_dir, same_origin
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class FhirClient:
         except FHIRUnauthorizedException:
             raise FhirUnauthorized() from None
         except FHIRPermissionDeniedException as exc:
-            detail = outcome_text(_json_or_none(exc.response))
+            detail = outcome_text(json_object(exc.response))
             raise ImagingScopeNotGranted(
                 f"The FHIR server refused {what} (HTTP 403{': ' + detail if detail else ''}).") from None
         except FHIRNotFoundException as exc:
@@ -212,16 +212,6 @@ class FhirClient:
                 result.resources.append(resource)
 
 
-def _json_or_none(response: requests.Response | None) -> dict | None:
-    if response is None or not is_json_content_type(response.headers.get("Content-Type")):
-        return None
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _detail(response: requests.Response | None) -> str:
-    text = outcome_text(_json_or_none(response))
+    text = outcome_text(json_object(response))
     return f" ({text})" if text else ""

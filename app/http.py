@@ -51,3 +51,14 @@ def is_json_content_type(content_type: str | None) -> bool:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def json_object(response: requests.Response | None) -> dict | None:
+    """The response body as a JSON object, or ``None`` (no response, not a JSON media type, not an object)."""
+    if response is None or not is_json_content_type(response.headers.get("Content-Type")):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
