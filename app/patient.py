@@ -26,6 +26,7 @@ class PatientBanner:
     birth_date: str | None
     gender: str | None
     mrn: str | None
+    mrn_issuer_oid: str | None = None  # assigning authority of the MRN when its system is urn:oid:…
 
     def to_dict(self) -> dict:
         """JSON-able form for the launch store."""
@@ -46,12 +47,15 @@ def _display_name(patient: Patient) -> str | None:
     return (family or given) or None
 
 
-def _mrn(patient: Patient) -> str | None:
+def _mrn(patient: Patient) -> tuple[str | None, str | None]:
+    """``(mrn, issuer_oid)`` from the identifier typed MR; the OID only when the system is ``urn:oid:…``."""
     for identifier in patient.identifier or []:
         codings = (identifier.type.coding or []) if identifier.type else []
         if any(c.code == MRN_TYPE_CODE for c in codings) and identifier.value:
-            return identifier.value
-    return None
+            system = identifier.system or ""
+            oid = system[len("urn:oid:"):] if system.lower().startswith("urn:oid:") else None
+            return identifier.value, oid
+    return None, None
 
 
 def banner_from_resource(resource: dict, patient_id: str) -> PatientBanner:
@@ -63,5 +67,6 @@ def banner_from_resource(resource: dict, patient_id: str) -> PatientBanner:
         raise ValueError("the Patient resource is not the launch patient")
     patient = Patient(resource, strict=False)
     birth_date = patient.birthDate.isostring if patient.birthDate else None
+    mrn, issuer = _mrn(patient)
     return PatientBanner(patient_id=patient_id, name=_display_name(patient), birth_date=birth_date,
-                         gender=patient.gender, mrn=_mrn(patient))
+                         gender=patient.gender, mrn=mrn, mrn_issuer_oid=issuer)

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from .errors import AppError, ImagingScopeNotGranted, LaunchNotFound, LaunchNotVerified, UnknownIss
-from .iid import DisplayOptions, study_request
+from .iid import DisplayOptions, IIDRequestError, patient_request, study_request
 from .launch_context import LaunchContext
 from .scopes import allows_search
 from .security import browser_id, ensure_browser_id, in_iframe
@@ -133,13 +133,29 @@ def callback():
     return redirect(url_for("views.studies", launch_id=record.id, **query), 303)
 
 
-def _viewer_url(studies) -> str | None:
+def _display_options() -> DisplayOptions:
     viewer = _services().settings.viewer
+    return DisplayOptions(viewer.viewer_type, viewer.diagnostic_quality, viewer.key_images_only)
+
+
+def _viewer_url(studies) -> str | None:
+    """RAD-106 STUDY request for the viewable studies among ``studies`` (all from the launch's list)."""
     uids = [s.study_instance_uid for s in studies if s.viewable]
     if not uids:
         return None
-    return study_request(viewer.base_url, study_uids=uids, options=DisplayOptions(
-        viewer.viewer_type, viewer.diagnostic_quality, viewer.key_images_only))
+    return study_request(_services().settings.viewer.base_url, study_uids=uids, options=_display_options())
+
+
+def _patient_viewer_url(study_list: StudyList) -> str | None:
+    """RAD-106 PATIENT request for the launch patient, when the EHR gave an MRN with an OID issuer."""
+    banner = study_list.banner
+    if banner is None or not banner.mrn or not banner.mrn_issuer_oid:
+        return None
+    try:
+        return patient_request(_services().settings.viewer.base_url, patient_id=banner.mrn,
+                               assigning_authority_oid=banner.mrn_issuer_oid, options=_display_options())
+    except IIDRequestError:
+        return None
 
 
 def _filtered(study_list: StudyList, modality: str, text: str):
@@ -171,7 +187,7 @@ def studies(launch_id: str):
     return render_template(
         "studies.html", launch_id=launch_id, study_list=study_list, rows=rows, selected=selected,
         selected_ids=[s.id for s in selected], viewer_url=_viewer_url(selected), missing_selection=missing,
-        viewer=services.settings.viewer, modality=modality, q=text, all_modalities=all_modalities,
+        patient_viewer_url=_patient_viewer_url(study_list), viewer=services.settings.viewer, modality=modality, q=text, all_modalities=all_modalities,
         show_banner=context.grant.need_patient_banner, patient_id=context.patient_id)
 
 

@@ -14,20 +14,33 @@
 
   function rows() { return Array.prototype.slice.call(list.querySelectorAll("li.study")); }
 
+  function load(url, label) {
+    frame.src = url;
+    frame.classList.remove("hidden");
+    placeholder.classList.add("hidden");
+    openNew.href = url;
+    openNew.classList.remove("hidden");
+    title.textContent = label;
+  }
+
   function show(link) {
     var url = link.getAttribute("data-viewer-url");
     var row = link.closest("li.study");
     if (!url || !frame) { return false; }
     rows().forEach(function (r) { r.classList.remove("selected"); });
     row.classList.add("selected");
-    frame.src = url;
-    frame.classList.remove("hidden");
-    placeholder.classList.add("hidden");
-    openNew.href = url;
-    openNew.classList.remove("hidden");
-    title.textContent = row.querySelector(".desc").textContent + " " + row.querySelector(".date").textContent;
+    load(url, row.querySelector(".desc").textContent + " " + row.querySelector(".date").textContent);
     history.replaceState(null, "", link.getAttribute("href"));
     return true;
+  }
+
+  var allLink = document.getElementById("all-imaging");
+  if (allLink && frame) {
+    allLink.addEventListener("click", function (event) {
+      event.preventDefault();
+      rows().forEach(function (r) { r.classList.remove("selected"); });
+      load(allLink.getAttribute("data-viewer-url"), "All imaging of this patient");
+    });
   }
 
   list.addEventListener("click", function (event) {

@@ -296,3 +296,22 @@ def test_viewer_that_cannot_be_framed_opens_in_new_windows(tmp_path):
         expected = f"{VIEWER}?requestType=STUDY&amp;studyUID={UID_A}&amp;viewerType=IHE_BIR"
         match = re.search(r'<a class="study-link" href="([^"]+)"\s+data-viewer-url="([^"]+)" target="_blank"', page)
         assert match and match.group(1) == expected and match.group(2) == expected
+
+
+def test_patient_request_link_uses_the_mrn_and_its_oid_issuer(ehr):
+    ehr.well_known()
+    ehr.mock.get(f"{ISS}/ImagingStudy", json=searchset([study("is-1", UID_A)]), content_type=FHIR_JSON)
+    ehr.mock.get(f"{ISS}/Patient/{PATIENT}", content_type=FHIR_JSON, json={
+        "resourceType": "Patient", "id": PATIENT, "identifier": [
+            {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+             "system": "urn:oid:1.2.840.99.1", "value": "M-77"}]})
+    page = ehr.client.get(_start(ehr, good_token())).get_data(as_text=True)
+    expected = (f"{VIEWER}?requestType=PATIENT&amp;patientID=M-77%5E%5E%5E%261.2.840.99.1%26ISO"
+                "&amp;viewerType=IHE_BIR")
+    assert f'id="all-imaging" class="study-link-all" href="{expected}"' in page
+
+
+def test_no_patient_request_without_an_oid_issuer(ehr):
+    _routes(ehr)
+    page = ehr.client.get(_start(ehr, good_token())).get_data(as_text=True)
+    assert 'id="all-imaging"' not in page
