@@ -126,6 +126,14 @@ class EhrLaunchTest(SandboxTestCase):
         self.assertEqual(dates, sorted(dates, reverse=True))
         self.assertIn('class="banner"', page)
 
+    def test_all_imaging_link_is_a_patient_request_the_display_accepts(self):
+        page = self.launch_to_list("pt-1001").get_data(as_text=True)
+        url = re.search(r'id="all-imaging" class="study-link-all" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+        self.assertIn("requestType=PATIENT&patientID=M0041001%5E%5E%5E%26", url)
+        display = requests.get(url, timeout=10)
+        self.assertEqual(display.status_code, 200)
+        self.assertGreaterEqual(display.text.count(".png"), 8)
+
     def test_authorize_redirect_carries_aud_launch_and_pkce(self):
         launch = self.ehr_launch("pt-1002")
         started = self.client.get(launch["launch_url"][len(APP_ORIGIN):])
