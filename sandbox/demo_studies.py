@@ -65,6 +65,11 @@ def dicom_datetime(study_date: str, study_time: str, tz_offset: str) -> datetime
     return naive.replace(tzinfo=SITE_TIMEZONE)
 
 
+def _meaningful(text: str | None) -> bool:
+    """A file's description is kept when it reads as words (CT_small.dcm's ``"e+1"`` does not)."""
+    return bool(text) and sum(ch.isalpha() for ch in text) >= 3
+
+
 def _dicom_study(study_id, patient_id, files, description, accession, started_text) -> StudyRecord:
     headers = [read_header(name) for name in files]
     first = headers[0]
@@ -101,7 +106,7 @@ def _dicom_study(study_id, patient_id, files, description, accession, started_te
         study_instance_uid=first.study_instance_uid,
         accession_number=first.accession_number or accession,
         started=started,
-        description=first.study_description or description,
+        description=first.study_description if _meaningful(first.study_description) else description,
         series=list(series_by_uid.values()),
     )
 
