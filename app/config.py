@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import jsonschema
+from authlib.common.security import is_secure_transport
 
 from .urls import iss_key, origin_string
 
@@ -144,6 +145,9 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
         if key in seen:
             raise ConfigError(f"{source}: ehrs[{index}].iss: same FHIR base as {seen[key]!r}")
         seen[key] = entry["name"]
+        if not is_secure_transport(entry["iss"]):
+            raise ConfigError(f"{source}: ehrs[{index}].iss: must be https (plain http only on loopback), "
+                              "or tokens would cross the network in clear")
         secret_env = entry.get("client_secret_env")
         if secret_env and not environ.get(secret_env):
             raise ConfigError(

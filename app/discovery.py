@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import requests
+from authlib.common.security import is_secure_transport
 
 from .errors import DiscoveryFailed
 from .http import FHIR_ACCEPT, JSON_ACCEPT, OutboundSession, json_object
@@ -70,6 +71,9 @@ class SmartDiscovery:
         if config is None:
             raise DiscoveryFailed("Neither .well-known/smart-configuration nor the CapabilityStatement "
                                   "(metadata) named an authorization and a token endpoint.")
+        if not (is_secure_transport(config.authorization_endpoint) and is_secure_transport(config.token_endpoint)):
+            raise DiscoveryFailed("The server's authorization or token endpoint is not https; "
+                                  "the app does not send codes or tokens in clear.")
         with self._lock:
             self._cache[key] = (now + self._ttl, config)
         return config

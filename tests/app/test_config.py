@@ -73,3 +73,10 @@ def test_iss_matching_is_exact_not_prefix():
     assert settings.find_ehr("https://ehr.example.org/fhir/x") is None
     assert settings.find_ehr("https://ehr.example.org/fhi") is None
     assert settings.find_ehr("https://ehr.example.org/FHIR") is None
+
+
+def test_plain_http_iss_only_on_loopback():
+    with pytest.raises(ConfigError, match=r"ehrs\[0\].iss: must be https"):
+        parse_settings(registration(iss="http://ehr.hospital.internal/fhir"), environ={})
+    for iss in ("http://localhost:8800/fhir", "http://127.0.0.1:9/fhir"):
+        assert parse_settings(registration(iss=iss), environ={}).ehrs[0].iss == iss

@@ -459,3 +459,10 @@ def test_c12_pkce_s256_always_with_a_fresh_matching_verifier(ehr, methods):
         digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         assert digest == challenge
     assert verifiers[0] != verifiers[1]
+
+
+def test_discovered_endpoints_must_be_https(ehr):
+    ehr.well_known({**WELL_KNOWN, "token_endpoint": "http://ehr.example.org/oauth2/token"})
+    response = ehr.launch()
+    assert response.status_code == 502
+    assert "is not https" in response.get_data(as_text=True)
