@@ -74,6 +74,7 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
         settings=settings, session=session, discovery=SmartDiscovery(session), store=store,
         executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"))
     logging.getLogger("fhirclient").setLevel(logging.ERROR)  # its model warnings may quote resource data
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings quote URLs with patient ids
 
     from .views import bp
     app.register_blueprint(bp)

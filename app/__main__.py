@@ -16,7 +16,8 @@ class QueryFreeRequestHandler(WSGIRequestHandler):
     """Access log lines without query strings: codes, states and patient ids stay out of logs."""
 
     def log_request(self, code="-", size="-"):  # noqa: D102 - werkzeug API
-        self.log("info", '"%s %s" %s %s', self.command, self.path.split("?", 1)[0], code, size)
+        path = getattr(self, "path", "") or ""  # unset for a malformed request line
+        self.log("info", '"%s %s" %s %s', getattr(self, "command", "-"), path.split("?", 1)[0], code, size)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,8 +67,16 @@ class SmartDiscovery:
             hit = self._cache.get(key)
             if hit and hit[0] > now:
                 return hit[1]
-        config = self._from_well_known(iss) or self._from_capability_statement(iss)
+        well_known, problem = self._get_json(urljoin(base_dir(iss), ".well-known/smart-configuration"), JSON_ACCEPT)
+        config = self._from_well_known(iss, well_known)
         if config is None:
+            metadata, metadata_problem = self._get_json(urljoin(base_dir(iss), "metadata"), FHIR_ACCEPT)
+            config = self._from_capability_statement(iss, metadata)
+            problem = problem and metadata_problem
+        if config is None:
+            if problem:
+                raise DiscoveryFailed(f"The EHR's FHIR server could not be reached ({problem}).",
+                                      action="Check that the EHR is up, then launch the app again.")
             raise DiscoveryFailed("Neither .well-known/smart-configuration nor the CapabilityStatement "
                                   "(metadata) named an authorization and a token endpoint.")
         if not (is_secure_transport(config.authorization_endpoint) and is_secure_transport(config.token_endpoint)):
@@ -78,20 +86,21 @@ class SmartDiscovery:
             self._cache[key] = (now + self._ttl, config)
         return config
 
-    def _get_json(self, url: str, accept: str) -> dict | None:
+    def _get_json(self, url: str, accept: str) -> tuple[dict | None, str | None]:
+        """``(body, problem)``: the JSON object answered, or ``None`` and, when the server was not reached, why."""
         try:
             response = self._session.get(url, headers={"Accept": accept}, allow_redirects=True)
         except requests.RequestException as exc:
             log.warning("discovery request failed: %s", type(exc).__name__)
-            return None
+            return None, "no answer in time" if isinstance(exc, requests.Timeout) else "connection failed"
         body = json_object(response) if response.status_code == 200 else None
         if body is None:
             log.info("discovery: %s answered %s %s", url, response.status_code,
                      response.headers.get("Content-Type", "-"))
-        return body
+        return body, None
 
-    def _from_well_known(self, iss: str) -> SmartConfiguration | None:
-        body = self._get_json(urljoin(base_dir(iss), ".well-known/smart-configuration"), JSON_ACCEPT)
+    @staticmethod
+    def _from_well_known(iss: str, body: dict | None) -> SmartConfiguration | None:
         if not body:
             return None
         authorize, token = body.get("authorization_endpoint"), body.get("token_endpoint")
@@ -104,8 +113,8 @@ class SmartDiscovery:
             code_challenge_methods_supported=tuple(body.get("code_challenge_methods_supported") or ()),
             source="well-known")
 
-    def _from_capability_statement(self, iss: str) -> SmartConfiguration | None:
-        body = self._get_json(urljoin(base_dir(iss), "metadata"), FHIR_ACCEPT)
+    @staticmethod
+    def _from_capability_statement(iss: str, body: dict | None) -> SmartConfiguration | None:
         if not body:
             return None
         for rest in body.get("rest") or ():

@@ -4,7 +4,7 @@ Every call the app makes to an EHR goes through :class:`OutboundSession`, so
 none can hang: each request gets a ``(connect, read)`` timeout in seconds
 unless the caller passes a tighter one. GETs are retried twice on connection
 failures only (never on an HTTP status, so an EHR error is reported as it
-is). Redirects are not followed for FHIR calls: a bearer token never follows
+is; read errors are raised at once, so a read timeout stays a ``requests.ReadTimeout``). Redirects are not followed for FHIR calls: a bearer token never follows
 a redirect to somewhere else.
 """
 
@@ -31,7 +31,7 @@ class OutboundSession(requests.Session):
     def __init__(self, timeout: tuple[float, float], pool_size: int = 16):
         super().__init__()
         self.default_timeout = timeout
-        retry = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0,
+        retry = Retry(total=2, connect=2, read=False, status=0, other=0, redirect=0,
                       backoff_factor=0.05, allowed_methods=frozenset({"GET"}), raise_on_status=False)
         adapter = HTTPAdapter(max_retries=retry, pool_connections=8, pool_maxsize=pool_size)
         self.mount("http://", adapter)

@@ -95,7 +95,7 @@ def build_authorization_request(ehr: EhrRegistration, config: SmartConfiguration
 
 def raise_for_callback_error(error: str, description: str | None) -> None:
     """Turn an ``error`` on the redirect (RFC 6749 §4.1.2.1) into the page the clinician sees."""
-    detail = f"{error}: {description}" if description else error
+    detail = f"{error[:100]}: {description[:500]}" if description else error[:100]
     if error == "access_denied":
         raise AccessDenied(detail)
     raise AuthorizationFailed(detail, title="The EHR refused the sign-in request")
@@ -105,8 +105,8 @@ def _post_token(call, what: str) -> dict:
     try:
         return dict(call())
     except OAuthError as exc:
-        detail = exc.error + (f": {exc.description}" if exc.description else "")
-        raise AuthorizationFailed(f"The token endpoint answered {detail} during {what}.") from None
+        detail = str(exc.error)[:100] + (f": {str(exc.description)[:500]}" if exc.description else "")
+        raise AuthorizationFailed(f"During {what}, the token endpoint answered: {detail}") from None
     except requests.Timeout:
         raise UpstreamError(f"The token endpoint did not answer in time during {what}.",
                             title="The EHR did not answer in time", status=504) from None

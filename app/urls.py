@@ -50,6 +50,8 @@ def iss_key(iss: str) -> tuple[str, str, int, str]:
     SMART App Launch 2.2 §EHR Launch: the app must check ``iss`` against the
     servers it trusts before sending anything to it.
     """
+    if iss != iss.strip():
+        raise ValueError("a FHIR base URL has no surrounding white space")
     parts = urlsplit(iss)
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("a FHIR base URL has no query, fragment or user info")

@@ -99,9 +99,10 @@ def callback():
     if claimed is None:
         raise LaunchNotVerified("The state is unknown, already used, or expired.")
     record, browser_digest = claimed
-    relaunch = _relaunch_url(record.data["iss"], record.data.get("launch"))
     if not services.store.browser_matches(browser_digest, browser_id()):
         services.store.discard(record.id)
+        # an EHR launch id has been used at the EHR by now: only a standalone launch can be restarted here
+        relaunch = None if record.data.get("launch") else _relaunch_url(record.data["iss"], None)
         raise LaunchNotVerified("This browser did not start the launch, or it blocked the app's cookie.",
                                 relaunch_url=relaunch)
     if request.args.get("error"):
@@ -176,7 +177,8 @@ def studies(launch_id: str):
     services = _services()
     context = LaunchContext.load(services.store, services.settings, services.session, launch_id, browser_id())
     study_list = load_study_list(context, services.executor, force=request.args.get("refresh") == "1")
-    selected_ids = list(dict.fromkeys(request.args.getlist("study")))[:MAX_COMPARE]
+    requested_ids = list(dict.fromkeys(request.args.getlist("study")))
+    selected_ids = requested_ids[:MAX_COMPARE]
     selected = [s for s in (study_list.find(i) for i in selected_ids) if s is not None]
     missing = len(selected_ids) - len(selected)
     modality = request.args.get("modality", "")
@@ -187,6 +189,7 @@ def studies(launch_id: str):
     return render_template(
         "studies.html", launch_id=launch_id, study_list=study_list, rows=rows, selected=selected,
         selected_ids=[s.id for s in selected], viewer_url=_viewer_url(selected), missing_selection=missing,
+        dropped_selection=len(requested_ids) - len(selected_ids), max_compare=MAX_COMPARE,
         patient_viewer_url=_patient_viewer_url(study_list), viewer=services.settings.viewer, modality=modality, q=text, all_modalities=all_modalities,
         show_banner=context.grant.need_patient_banner, patient_id=context.patient_id)
 

@@ -10,6 +10,9 @@
   var modalitySelect = document.getElementById("filter-modality");
   var textInput = document.getElementById("filter-text");
   var count = document.getElementById("study-count");
+  var noMatch = document.getElementById("no-match");
+  var compareHint = document.getElementById("compare-hint");
+  var narrow = window.matchMedia("(max-width: 900px)");
   if (!list) { return; }
 
   function rows() { return Array.prototype.slice.call(list.querySelectorAll("li.study")); }
@@ -21,6 +24,7 @@
     openNew.href = url;
     openNew.classList.remove("hidden");
     title.textContent = label;
+    if (narrow.matches) { frame.scrollIntoView({ block: "start" }); }  // viewer is below the list
   }
 
   function show(link) {
@@ -71,7 +75,17 @@
       if (ok) { visible += 1; }
     });
     if (count) { count.textContent = String(visible); }
+    if (noMatch) { noMatch.classList.toggle("hidden", visible > 0); }
   }
+
+  list.addEventListener("change", function (event) {
+    if (!event.target.classList.contains("compare") || !compareHint) { return; }
+    var max = parseInt(compareHint.getAttribute("data-max"), 10);
+    if (list.querySelectorAll("input.compare:checked").length > max) {
+      event.target.checked = false;
+      compareHint.textContent = "At most " + max + " studies can be compared";
+    }
+  });
   if (modalitySelect) { modalitySelect.addEventListener("change", applyFilter); }
   if (textInput) { textInput.addEventListener("input", applyFilter); }
 })();

@@ -315,3 +315,83 @@ def test_no_patient_request_without_an_oid_issuer(ehr):
     _routes(ehr)
     page = ehr.client.get(_start(ehr, good_token())).get_data(as_text=True)
     assert 'id="all-imaging"' not in page
+
+
+def test_compare_limit_no_match_and_unviewable_selection_are_explained(ehr):
+    studies = {PATIENT: [study(f"is-{n}", f"2.25.{n}", f"2024-01-0{n}T00:00:00Z") for n in range(1, 6)]
+               + [study("is-nouid", None, "2020-01-01T00:00:00Z")]}
+    _routes(ehr, studies_by_patient=studies)
+    page_url = _start(ehr, good_token())
+    five = ehr.client.get(page_url, query_string=[("study", f"is-{n}") for n in range(1, 6)]).get_data(as_text=True)
+    assert "Only the first 4 selected studies are compared." in five
+    assert "studyUID=2.25.1%2C2.25.2%2C2.25.3%2C2.25.4&amp;" in five
+    none = ehr.client.get(page_url, query_string={"q": "zzz", "study": "is-1"}).get_data(as_text=True)
+    assert '<p class="empty" id="no-match">No studies match the filter.</p>' in none
+    assert '<input type="hidden" name="study" value="is-1">' in none
+    unviewable = ehr.client.get(page_url, query_string={"study": "is-nouid"}).get_data(as_text=True)
+    assert "This study cannot be shown in the viewer: No Study Instance UID recorded for this study." in unviewable
+
+
+def test_real_read_timeout_is_a_504_and_nothing_identifying_is_logged(tmp_path, caplog):
+    """A FHIR server that accepts the connection and never answers: 504 "did not answer", no hang."""
+    import socket
+    import threading
+    import time as time_module
+    caplog.set_level(logging.DEBUG)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    iss = f"http://127.0.0.1:{port}/fhir"
+    held = []
+
+    def accept_and_hold():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+
+    threading.Thread(target=accept_and_hold, daemon=True).start()
+    reg = registration(iss=iss)
+    reg["fhir"]["read_timeout"] = 0.3
+    app = create_app(reg, secret_key="k", store_path=tmp_path / "s.sqlite3")
+    client = app.test_client()
+    with responses.RequestsMock(assert_all_requests_are_fired=False, passthru_prefixes=(iss + "/ImagingStudy",
+                                                                                       iss + "/Patient")) as mock:
+        ehr = MockedEhr(client, mock)
+        ehr.well_known(iss=iss)
+        response = ehr.launch(iss=iss)
+        state = parse_qs(response.headers["Location"].split("?", 1)[1])["state"][0]
+        mock.post(TOKEN, json=good_token())
+        page_url = client.get("/callback", query_string={"code": "c", "state": state}).headers["Location"]
+        started = time_module.monotonic()
+        page = client.get(page_url)
+        assert time_module.monotonic() - started < 5
+    listener.close()
+    assert page.status_code == 504
+    assert "did not answer" in page.get_data(as_text=True)
+    assert all(PATIENT not in record.getMessage() for record in caplog.records)
+
+
+def test_refused_connection_is_a_502_and_urllib3_does_not_log_patient_urls(tmp_path, caplog):
+    import socket
+    caplog.set_level(logging.DEBUG)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    iss = f"http://127.0.0.1:{port}/fhir"
+    app = create_app(registration(iss=iss), secret_key="k", store_path=tmp_path / "s.sqlite3")
+    client = app.test_client()
+    with responses.RequestsMock(assert_all_requests_are_fired=False,
+                                passthru_prefixes=(iss + "/ImagingStudy", iss + "/Patient")) as mock:
+        ehr = MockedEhr(client, mock)
+        ehr.well_known(iss=iss)
+        state = parse_qs(ehr.launch(iss=iss).headers["Location"].split("?", 1)[1])["state"][0]
+        mock.post(TOKEN, json=good_token())
+        page = client.get(client.get("/callback", query_string={"code": "c", "state": state}).headers["Location"])
+    assert page.status_code == 502
+    assert "could not be reached" in page.get_data(as_text=True)
+    assert all(PATIENT not in record.getMessage() for record in caplog.records)
