@@ -1,0 +1,116 @@
+"""The sandbox EHR for benchmarks: ``python -m bench.sandbox_server --port N [--latency-ms 50] ...``.
+
+The sandbox app (``sandbox.create_app``) is wrapped in :class:`CountingMiddleware`,
+which counts requests by kind (discovery, authorize, token, Patient,
+ImagingStudy page, ...) and times each one, and answers ``GET /__bench/stats``
+itself (``?reset=1`` clears the counters after reading). It is served by
+werkzeug's threaded server (as ``python -m sandbox`` does; it answers every
+request with ``Connection: close``) without an access log. Sandbox code is not modified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections import defaultdict
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+STATS_PATH = "/__bench/stats"
+
+
+def request_kind(method: str, path: str) -> str:
+    """The kind of an upstream request, from its method and path."""
+    if path.endswith("/.well-known/smart-configuration") or path.endswith("/metadata"):
+        return "discovery"
+    if path.startswith("/oauth2/authorize"):
+        return "authorize"
+    if path.startswith("/oauth2/token"):
+        return "token"
+    if path.startswith("/fhir/Patient/"):
+        return "Patient"
+    if path == "/fhir/ImagingStudy":
+        return "ImagingStudy"
+    if path.startswith("/ehr/api/launches"):
+        return "ehr-launch-api"
+    return "other"
+
+
+class CountingMiddleware:
+    """WSGI middleware: per kind, the count, wall time and CPU time of sandbox requests.
+
+    ``wall`` runs from the call to the end of the body (the injected latency
+    included); ``cpu`` is the handling thread's CPU time (``time.thread_time``;
+    werkzeug serves each request on its own thread), i.e. the sandbox's own cost.
+    """
+
+    def __init__(self, app, latency_ms: int):
+        self.app = app
+        self.latency_ms = latency_ms
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._stats = defaultdict(lambda: {"count": 0, "wall_s": 0.0, "cpu_s": 0.0, "max_wall_s": 0.0})
+        self._since = time.time()
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == STATS_PATH:
+            return self._answer_stats(environ, start_response)
+        kind = request_kind(environ.get("REQUEST_METHOD", "GET"), path)
+        started, cpu_started = time.perf_counter(), time.thread_time()
+        body = self.app(environ, start_response)
+        try:
+            chunks = list(body)  # the whole response is produced inside the timed span
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+            wall, cpu = time.perf_counter() - started, time.thread_time() - cpu_started
+            with self._lock:
+                entry = self._stats[kind]
+                entry["count"] += 1
+                entry["wall_s"] += wall
+                entry["cpu_s"] += cpu
+                entry["max_wall_s"] = max(entry["max_wall_s"], wall)
+        return chunks
+
+    def _answer_stats(self, environ, start_response):
+        with self._lock:
+            payload = {"latency_ms": self.latency_ms, "since": self._since, "until": time.time(),
+                       "kinds": {k: dict(v) for k, v in self._stats.items()}}
+            if "reset=1" in environ.get("QUERY_STRING", ""):
+                self._reset()
+        body = json.dumps(payload).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+class QuietHandler(WSGIRequestHandler):
+    """No access log (it would cost time and print launch ids)."""
+
+    def log_request(self, code="-", size="-"):  # noqa: D102 - werkzeug API
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build the sandbox with the given settings, wrap it, serve on 127.0.0.1 until terminated."""
+    parser = argparse.ArgumentParser(prog="python -m bench.sandbox_server", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--app-origin", required=True)
+    parser.add_argument("--histories", default="{}", help='JSON, e.g. {"pt-2001": 1000}')
+    args = parser.parse_args(argv)
+    from sandbox import create_app
+
+    sandbox = create_app({"PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}", "APP_ORIGIN": args.app_origin,
+                          "LATENCY_MS": args.latency_ms, "EXTRA_HISTORIES": json.loads(args.histories)})
+    server = make_server("127.0.0.1", args.port, CountingMiddleware(sandbox, args.latency_ms),
+                         threaded=True, request_handler=QuietHandler)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
