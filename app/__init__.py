@@ -78,6 +78,8 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
 
     from .views import bp
     app.register_blueprint(bp)
+    for name in ("studies.html", "error.html", "start.html", "cookie_blocked.html"):
+        app.jinja_env.get_template(name)  # compile now, not on a clinician's first launch
     register_error_handlers(app)
     install_security_headers(app, settings)
     return app

@@ -15,7 +15,7 @@ Shapes handled (FHIR DSTU2 1.0.2, STU3 3.0.2, R4 4.0.1, R4B 4.3.0, R5 5.0.0 Imag
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -81,8 +81,8 @@ class StudySummary:
         return text[:16] if len(text) >= 16 else text[:10]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (for the launch store's list cache)."""
-        data = asdict(self)
+        """JSON-able form (for the launch store's list cache); a flat copy, no deep copy needed."""
+        data = {name: getattr(self, name) for name in _SUMMARY_FIELDS}
         data["modalities"] = list(self.modalities)
         return data
 
@@ -90,6 +90,9 @@ class StudySummary:
     def from_dict(cls, data: dict[str, Any]) -> "StudySummary":
         """Inverse of :meth:`to_dict`."""
         return cls(**{**data, "modalities": tuple(data.get("modalities") or ())})
+
+
+_SUMMARY_FIELDS = tuple(f.name for f in fields(StudySummary))
 
 
 def _codings(value: Any) -> Iterable[dict]:

@@ -95,8 +95,7 @@ class LaunchContext:
             raise SessionExpired("The access token has expired and the EHR granted no refresh token.")
         try:
             new_grant = refresh(self.ehr, self.record.data["token_endpoint"], refresh_token=grant.refresh_token,
-                                redirect_uri=self.settings.redirect_uri, previous=grant,
-                                timeout=self.settings.fhir.timeout)
+                                redirect_uri=self.settings.redirect_uri, previous=grant, pool=self.session)
         except AppError as exc:
             log.info("token refresh refused for a launch: %s", exc.title)
             fresher = self.store.reload(self.id)

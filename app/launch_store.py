@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -26,13 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from authlib.common.security import generate_token
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 PENDING_LIFETIME_SECONDS = 600  # an unused OAuth state expires after 10 minutes
-LAUNCH_ID_LENGTH = 32
+LAUNCH_ID_BYTES = 24  # 32 URL-safe characters, 192 bits
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS launches (
@@ -83,6 +83,7 @@ class LaunchStore:
         db = getattr(self._local, "db", None)
         if db is None or getattr(self._local, "pid", None) != os.getpid():  # never share across fork
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, consistent always
             self._local.db, self._local.pid = db, os.getpid()
         yield db
 
@@ -98,13 +99,20 @@ class LaunchStore:
     def create_pending(self, browser_id: str, state: str, data: dict, now: float | None = None) -> str:
         """Store a pending launch bound to ``browser_id`` and ``state``; return its new launch id."""
         now = time.time() if now is None else now
-        launch_id = generate_token(LAUNCH_ID_LENGTH)
+        launch_id = secrets.token_urlsafe(LAUNCH_ID_BYTES)
+        payload = self._seal(data)
         with self._connect() as db:
-            db.execute("DELETE FROM launches WHERE expires < ?", (now,))
-            db.execute(
-                "INSERT INTO launches (id, browser, state_hash, status, expires, payload) VALUES (?,?,?,?,?,?)",
-                (launch_id, _digest(browser_id), _digest(state), "pending", now + PENDING_LIFETIME_SECONDS,
-                 self._seal(data)))
+            db.execute("BEGIN")
+            try:
+                db.execute("DELETE FROM launches WHERE expires < ?", (now,))
+                db.execute(
+                    "INSERT INTO launches (id, browser, state_hash, status, expires, payload) VALUES (?,?,?,?,?,?)",
+                    (launch_id, _digest(browser_id), _digest(state), "pending", now + PENDING_LIFETIME_SECONDS,
+                     payload))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return launch_id
 
     def claim_state(self, state: str, now: float | None = None) -> tuple[LaunchRecord, str] | None:

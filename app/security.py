@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, request, session
 
-from authlib.common.security import generate_token
+import secrets
 
 from .config import Settings
 from .urls import origin_string
@@ -33,6 +33,7 @@ def configure_session_cookie(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_SAMESITE="None",
         SESSION_COOKIE_PARTITIONED=True,
         PERMANENT_SESSION_LIFETIME=settings.launch_lifetime_seconds,
+        SESSION_REFRESH_EACH_REQUEST=False,  # the cookie carries a fixed browser id: no re-signing per page
     )
 
 
@@ -48,7 +49,7 @@ def ensure_browser_id() -> tuple[str, bool]:
     if existing:
         return existing, False
     session.permanent = True
-    session[BROWSER_KEY] = generate_token(43)
+    session[BROWSER_KEY] = secrets.token_urlsafe(32)
     return session[BROWSER_KEY], True
 
 

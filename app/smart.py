@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 from dataclasses import asdict, dataclass
 
 import requests
-from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
 from .config import EhrRegistration
 from .discovery import SmartConfiguration
 from .errors import AccessDenied, AuthorizationFailed, NoPatientContext, UpstreamError
+from .http import OutboundSession
 from .scopes import requested_scope
 
 log = logging.getLogger(__name__)
 
-STATE_LENGTH = 43          # 43 chars of [A-Za-z0-9] ≈ 256 bits (≥ 122 bits required by SMART 2.2)
-CODE_VERIFIER_LENGTH = 64  # RFC 7636 §4.1: 43..128 chars of [A-Za-z0-9-._~]
+STATE_BYTES = 32          # 43 URL-safe characters, 256 bits (≥ 122 bits required by SMART 2.2)
+CODE_VERIFIER_BYTES = 48  # 64 characters of [A-Za-z0-9_-] (RFC 7636 §4.1: 43..128 of [A-Za-z0-9-._~])
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR R4 §2.24.0.1 id datatype
 
 
@@ -63,18 +64,26 @@ class TokenGrant:
         return asdict(self)
 
 
-def _oauth_session(ehr: EhrRegistration, redirect_uri: str, timeout: tuple[float, float],
+def _oauth_session(ehr: EhrRegistration, redirect_uri: str, pool: OutboundSession,
                    scope: str | None = None) -> OAuth2Session:
+    """An authlib client for one exchange, sharing ``pool``'s connection pools, timeout and retries.
+
+    Not closed after use: closing a session closes its adapters, which are ``pool``'s.
+    """
     secret = ehr.client_secret
-    return OAuth2Session(
+    oauth = OAuth2Session(
         client_id=ehr.client_id, client_secret=secret,
         token_endpoint_auth_method="client_secret_basic" if secret else "none",
-        redirect_uri=redirect_uri, scope=scope, code_challenge_method="S256", default_timeout=timeout)
+        redirect_uri=redirect_uri, scope=scope, code_challenge_method="S256", default_timeout=pool.default_timeout)
+    for prefix, adapter in pool.adapters.items():
+        oauth.mount(prefix, adapter)  # keep-alive connections to the token endpoint across launches
+    oauth.headers["User-Agent"] = pool.headers["User-Agent"]
+    return oauth
 
 
 def build_authorization_request(ehr: EhrRegistration, config: SmartConfiguration, *, iss: str,
                                 launch: str | None, redirect_uri: str,
-                                timeout: tuple[float, float]) -> AuthorizationRequest:
+                                pool: OutboundSession) -> AuthorizationRequest:
     """Prepare the authorize redirect for an EHR launch (``launch`` given) or a standalone launch.
 
     ``aud`` is ``iss`` exactly as received; PKCE is always S256 whatever the
@@ -82,14 +91,14 @@ def build_authorization_request(ehr: EhrRegistration, config: SmartConfiguration
     ``permission-v2`` (SMART 2.2 §Obtain authorization code).
     """
     scope = requested_scope(ehr_launch=launch is not None, v2=config.uses_v2_scopes, extra=ehr.scopes)
-    code_verifier = generate_token(CODE_VERIFIER_LENGTH)
-    state = generate_token(STATE_LENGTH)
+    code_verifier = secrets.token_urlsafe(CODE_VERIFIER_BYTES)
+    state = secrets.token_urlsafe(STATE_BYTES)
     extra = {"aud": iss}
     if launch is not None:
         extra["launch"] = launch
-    with _oauth_session(ehr, redirect_uri, timeout, scope) as oauth:
-        url, _ = oauth.create_authorization_url(
-            config.authorization_endpoint, state=state, code_verifier=code_verifier, **extra)
+    oauth = _oauth_session(ehr, redirect_uri, pool, scope)
+    url, _ = oauth.create_authorization_url(
+        config.authorization_endpoint, state=state, code_verifier=code_verifier, **extra)
     return AuthorizationRequest(url=url, state=state, code_verifier=code_verifier, scope=scope)
 
 
@@ -121,30 +130,30 @@ def _post_token(call, what: str) -> dict:
 
 
 def exchange_code(ehr: EhrRegistration, token_endpoint: str, *, code: str, code_verifier: str,
-                  redirect_uri: str, requested: str, timeout: tuple[float, float],
+                  redirect_uri: str, requested: str, pool: OutboundSession,
                   now: float | None = None) -> TokenGrant:
     """POST the authorization code with its ``code_verifier`` and parse the token response.
 
     Raises :class:`AuthorizationFailed` (OAuth error, malformed response),
     :class:`UpstreamError` (timeout, unreachable). Patient context is checked by the caller.
     """
-    with _oauth_session(ehr, redirect_uri, timeout) as oauth:
-        raw = _post_token(lambda: oauth.fetch_token(
-            token_endpoint, grant_type="authorization_code", code=code, code_verifier=code_verifier,
-            redirect_uri=redirect_uri), "the code exchange")
+    oauth = _oauth_session(ehr, redirect_uri, pool)
+    raw = _post_token(lambda: oauth.fetch_token(
+        token_endpoint, grant_type="authorization_code", code=code, code_verifier=code_verifier,
+        redirect_uri=redirect_uri), "the code exchange")
     return parse_token_response(raw, requested=requested, now=now)
 
 
 def refresh(ehr: EhrRegistration, token_endpoint: str, *, refresh_token: str, redirect_uri: str,
-            previous: TokenGrant, timeout: tuple[float, float], now: float | None = None) -> TokenGrant:
+            previous: TokenGrant, pool: OutboundSession, now: float | None = None) -> TokenGrant:
     """Refresh the access token (SMART 2.2 §Refresh access token); context carries over from ``previous``.
 
     A new refresh token replaces the old one when the server rotates it.
     Raises like :func:`exchange_code`.
     """
-    with _oauth_session(ehr, redirect_uri, timeout) as oauth:
-        raw = _post_token(lambda: oauth.refresh_token(token_endpoint, refresh_token=refresh_token),
-                          "the token refresh")
+    oauth = _oauth_session(ehr, redirect_uri, pool)
+    raw = _post_token(lambda: oauth.refresh_token(token_endpoint, refresh_token=refresh_token),
+                      "the token refresh")
     grant = parse_token_response(raw, requested=previous.scope, now=now, require_patient=False)
     return TokenGrant(
         access_token=grant.access_token, scope=grant.scope, expires_at=grant.expires_at,

@@ -10,7 +10,9 @@ Routes
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import quote, urlencode
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
@@ -20,6 +22,7 @@ from .launch_context import LaunchContext
 from .scopes import allows_search
 from .security import browser_id, ensure_browser_id, in_iframe
 from .smart import build_authorization_request, exchange_code, raise_for_callback_error
+from .imaging import StudySummary
 from .study_list import StudyList, load_study_list
 
 bp = Blueprint("views", __name__)
@@ -63,7 +66,7 @@ def launch():
     smart_config = services.discovery.discover(iss)
     auth_request = build_authorization_request(
         ehr, smart_config, iss=iss, launch=launch_param, redirect_uri=services.settings.redirect_uri,
-        timeout=services.settings.fhir.timeout)
+        pool=services.session)
     bid, created = ensure_browser_id()
     launch_id = services.store.create_pending(bid, auth_request.state, {
         "iss": iss, "launch": launch_param, "code_verifier": auth_request.code_verifier,
@@ -120,7 +123,7 @@ def callback():
         grant = exchange_code(ehr, record.data["token_endpoint"], code=code,
                               code_verifier=record.data["code_verifier"],
                               redirect_uri=services.settings.redirect_uri, requested=record.data["scope"],
-                              timeout=services.settings.fhir.timeout)
+                              pool=services.session)
         if not allows_search(grant.scope, "ImagingStudy"):
             raise ImagingScopeNotGranted("The granted scope does not include searching ImagingStudy.")
     except AppError:
@@ -159,16 +162,39 @@ def _patient_viewer_url(study_list: StudyList) -> str | None:
         return None
 
 
-def _filtered(study_list: StudyList, modality: str, text: str):
+@lru_cache(maxsize=16384)
+def _single_study_url(base_url: str, study_instance_uid: str, options: DisplayOptions) -> str:
+    """RAD-106 URL of one study; memoised (the same rows are rendered on every re-open)."""
+    return study_request(base_url, study_uids=[study_instance_uid], options=options)
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One rendered row: the study, its link in this launch, its viewer URL (``None``: viewer off), filter text."""
+
+    study: StudySummary
+    href: str
+    viewer_url: str | None
+    search_text: str
+
+
+def _rows(study_list: StudyList, launch_id: str, modality: str, text: str) -> list[StudyRow]:
+    """The rows passing the filters; per-row strings are computed here once, not in the template."""
+    base_url = _services().settings.viewer.base_url
+    options = _display_options()
+    page_url = url_for("views.studies", launch_id=launch_id)
     text = text.casefold()
+    rows = []
     for study in study_list.studies:
         if modality and modality not in study.modalities:
             continue
-        haystack = " ".join(filter(None, (study.description, study.accession_number, study.started_display,
-                                          " ".join(study.modalities)))).casefold()
-        if text and text not in haystack:
+        search_text = " ".join(filter(None, (study.description, study.accession_number, study.started_display,
+                                             " ".join(study.modalities)))).casefold()
+        if text and text not in search_text:
             continue
-        yield study
+        viewer_url = _single_study_url(base_url, study.study_instance_uid, options) if study.viewable else None
+        rows.append(StudyRow(study, f"{page_url}?study={quote(study.id or '', safe='')}", viewer_url, search_text))
+    return rows
 
 
 @bp.get("/l/<launch_id>/")
@@ -183,8 +209,7 @@ def studies(launch_id: str):
     missing = len(selected_ids) - len(selected)
     modality = request.args.get("modality", "")
     text = request.args.get("q", "")[:200]
-    rows = [(study, _viewer_url([study]) if study.viewable else None)
-            for study in _filtered(study_list, modality, text)]
+    rows = _rows(study_list, launch_id, modality, text)
     all_modalities = sorted({m for s in study_list.studies for m in s.modalities})
     return render_template(
         "studies.html", launch_id=launch_id, study_list=study_list, rows=rows, selected=selected,
