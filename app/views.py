@@ -29,6 +29,7 @@ bp = Blueprint("views", __name__)
 
 MAX_LAUNCH_LENGTH = 4096
 MAX_COMPARE = 4
+DISPLAY_ROWS = 200  # rows rendered at first; "Show older studies" adds more (filters search them all)
 
 
 def _services():
@@ -178,23 +179,40 @@ class StudyRow:
     search_text: str
 
 
-def _rows(study_list: StudyList, launch_id: str, modality: str, text: str) -> list[StudyRow]:
-    """The rows passing the filters; per-row strings are computed here once, not in the template."""
-    base_url = _services().settings.viewer.base_url
-    options = _display_options()
-    page_url = url_for("views.studies", launch_id=launch_id)
+def _search_text(study: StudySummary) -> str:
+    return " ".join(filter(None, (study.description, study.accession_number, study.started_display,
+                                  " ".join(study.modalities)))).casefold()
+
+
+def _matching(study_list: StudyList, modality: str, text: str) -> list[tuple[StudySummary, str]]:
+    """``(study, search_text)`` of every study passing the modality and free-text filters, in list order."""
     text = text.casefold()
-    rows = []
+    matches = []
     for study in study_list.studies:
         if modality and modality not in study.modalities:
             continue
-        search_text = " ".join(filter(None, (study.description, study.accession_number, study.started_display,
-                                             " ".join(study.modalities)))).casefold()
-        if text and text not in search_text:
-            continue
-        viewer_url = _single_study_url(base_url, study.study_instance_uid, options) if study.viewable else None
-        rows.append(StudyRow(study, f"{page_url}?study={quote(study.id or '', safe='')}", viewer_url, search_text))
-    return rows
+        search_text = _search_text(study)
+        if not text or text in search_text:
+            matches.append((study, search_text))
+    return matches
+
+
+def _rows(matches: list[tuple[StudySummary, str]], launch_id: str) -> list[StudyRow]:
+    """Rows to render; per-row strings are computed here once, not in the template."""
+    base_url = _services().settings.viewer.base_url
+    options = _display_options()
+    page_url = url_for("views.studies", launch_id=launch_id)
+    return [StudyRow(study, f"{page_url}?study={quote(study.id or '', safe='')}",
+                     _single_study_url(base_url, study.study_instance_uid, options) if study.viewable else None,
+                     search_text)
+            for study, search_text in matches]
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    try:
+        return min(max(int(request.args.get(name, default)), low), high)
+    except ValueError:
+        return default
 
 
 @bp.get("/l/<launch_id>/")
@@ -209,10 +227,20 @@ def studies(launch_id: str):
     missing = len(selected_ids) - len(selected)
     modality = request.args.get("modality", "")
     text = request.args.get("q", "")[:200]
-    rows = _rows(study_list, launch_id, modality, text)
+    matches = _matching(study_list, modality, text)
+    show = _int_arg("show", DISPLAY_ROWS, DISPLAY_ROWS, 100_000)
+    rows = _rows(matches[:show], launch_id)
+    more = len(matches) - len(rows)
+    show_more_url = None
+    if more:
+        query = [("show", show + DISPLAY_ROWS), ("modality", modality), ("q", text)] + \
+            [("study", i) for i in selected_ids]
+        show_more_url = url_for("views.studies", launch_id=launch_id) + "?" + urlencode(
+            [(k, v) for k, v in query if v != ""])
     all_modalities = sorted({m for s in study_list.studies for m in s.modalities})
     return render_template(
         "studies.html", launch_id=launch_id, study_list=study_list, rows=rows, selected=selected,
+        matching_count=len(matches), more=more, next_batch=min(more, DISPLAY_ROWS), show_more_url=show_more_url,
         selected_ids=[s.id for s in selected], viewer_url=_viewer_url(selected), missing_selection=missing,
         dropped_selection=len(requested_ids) - len(selected_ids), max_compare=MAX_COMPARE,
         patient_viewer_url=_patient_viewer_url(study_list), viewer=services.settings.viewer, modality=modality, q=text, all_modalities=all_modalities,

@@ -86,6 +86,12 @@
       compareHint.textContent = "At most " + max + " studies can be compared";
     }
   });
-  if (modalitySelect) { modalitySelect.addEventListener("change", applyFilter); }
-  if (textInput) { textInput.addEventListener("input", applyFilter); }
+  // The whole unfiltered list is on the page: filter it here, instantly. Otherwise (only the newest rows,
+  // or a server-side filter already applied) let the server
+  // filter all of them (the modality choice submits; the text is submitted with Enter).
+  var complete = list.getAttribute("data-complete") === "true";
+  if (modalitySelect) {
+    modalitySelect.addEventListener("change", complete ? applyFilter : function () { modalitySelect.form.submit(); });
+  }
+  if (textInput && complete) { textInput.addEventListener("input", applyFilter); }
 })();

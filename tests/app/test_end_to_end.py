@@ -152,12 +152,26 @@ class EhrLaunchTest(SandboxTestCase):
         self.assert200(response)
         self.assertIn("No imaging studies found for this patient.", response.get_data(as_text=True))
 
-    def test_250_studies_are_all_listed_across_pages(self):
-        page = self.launch_to_list("pt-1003").get_data(as_text=True)
+    def test_250_studies_are_all_fetched_shown_200_then_the_rest(self):
+        response = self.launch_to_list("pt-1003")
+        page = response.get_data(as_text=True)
         ids = _ids(page)
-        self.assertEqual(len(ids), 250)
-        self.assertEqual(len(set(ids)), 250)
+        self.assertEqual(len(ids), 200)
+        self.assertIn('<span class="count" id="study-count">250</span>', page)
+        self.assertIn("Show 50 older studies", page)
         self.assertNotIn("List incomplete", page)
+        more = re.search(r'<a id="show-older" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+        page = self.client.get(more).get_data(as_text=True)
+        all_ids = _ids(page)
+        self.assertEqual(len(all_ids), 250)
+        self.assertEqual(len(set(all_ids)), 250)
+        self.assertEqual(all_ids[:200], ids)
+        self.assertNotIn('id="show-older"', page)
+        lid = re.search(r'data-launch-id="([^"]+)"', page).group(1)
+        oldest = all_ids[-1]
+        accession = re.search(rf'data-study-id="{oldest}"[^>]*data-text="[^"]*?(a\d+)', page)
+        filtered = self.client.get(f"/l/{lid}/", query_string={"q": accession.group(1)}).get_data(as_text=True)
+        self.assertEqual(_ids(filtered), [oldest])  # the server-side filter searches all 250
 
     def test_mixed_patient_marks_flags_and_disables_viewer_without_uid(self):
         page = self.launch_to_list("pt-1005").get_data(as_text=True)

@@ -1,4 +1,4 @@
-"""Scenario 7: a patient with 250 studies: the full list, client-side filters, keyboard, viewer."""
+"""Scenario 7: a patient with 250 studies: newest 200 first, then all; server and client filters, keyboard, viewer."""
 
 from __future__ import annotations
 
@@ -34,8 +34,36 @@ def _link(app, study_id: str):
     return app.locator(f'{STUDY_ROWS}[data-study-id="{study_id}"] a.study-link')
 
 
+def _show_all(app, studies) -> None:
+    """The newest 200 are rendered first; "Show 50 older studies" brings the rest."""
+    expect(app.locator(STUDY_ROWS)).to_have_count(200)
+    expect(app.locator("#study-count")).to_have_text("250")
+    assert study_ids(app) == _ids(studies)[:200]
+    expect(app.locator("#show-older")).to_have_text("Show 50 older studies")
+    app.locator("#show-older").click()
+    expect(app.locator(STUDY_ROWS)).to_have_count(250)
+    expect(app.locator("#show-older")).to_have_count(0)
+
+
+def test_paged_list_filters_on_the_server(page, servers, studies):
+    app = launch_to_list(page, servers, PATIENT)
+    mr = _ids(studies, lambda s: "MR" in s.modalities)
+    app.select_option("#filter-modality", "MR")  # submits: the server filters all 250
+    expect(app.locator("#study-count")).to_have_text("30")
+    expect(app.locator(STUDY_ROWS)).to_have_count(30)
+    assert study_ids(app) == mr
+    oldest = studies[-1]
+    app.select_option("#filter-modality", "")
+    expect(app.locator(STUDY_ROWS)).to_have_count(200)
+    app.fill("#filter-text", oldest.accession_number)
+    app.press("#filter-text", "Enter")
+    expect(app.locator("#study-count")).to_have_text("1")
+    assert study_ids(app) == [oldest.id]
+
+
 def test_all_250_studies_listed_and_filtered_client_side(page, servers, studies):
     app = launch_to_list(page, servers, PATIENT)
+    _show_all(app, studies)
     navigations = record_frame_navigations(page)
     expect(app.locator(STUDY_ROWS)).to_have_count(250)
     expect(app.locator("#study-count")).to_have_text("250")
@@ -74,6 +102,7 @@ def test_all_250_studies_listed_and_filtered_client_side(page, servers, studies)
 
 def test_keyboard_moves_between_rows_and_a_click_opens_the_viewer(page, servers, studies):
     app = launch_to_list(page, servers, PATIENT)
+    _show_all(app, studies)
     navigations = record_frame_navigations(page)
     ids = _ids(studies)
 
