@@ -113,16 +113,19 @@ def _fetch(context: LaunchContext, access_token: str, executor: Executor) -> Stu
                      total=result.total, pages=result.pages, fetched_at=time.time())
 
 
-def load_study_list(context: LaunchContext, executor: Executor, *, force: bool = False) -> StudyList:
-    """The study list of the launch: cached when younger than the TTL, else fetched (refreshing on 401 once).
+def load_study_list(context: LaunchContext, executor: Executor, *,
+                    force: bool = False) -> tuple[StudyList, bool]:
+    """``(study_list, fetched)``: from the launch's cache when younger than the TTL, else fetched from the EHR.
 
-    Raises :class:`~app.errors.AppError` subclasses: SessionExpired,
-    ImagingScopeNotGranted, UpstreamError.
+    A 401 refreshes the token once. When ``fetched``, the caller stores the
+    list with :func:`save_study_list` (after the response is sent: the
+    clinician does not wait for it). Raises :class:`~app.errors.AppError`
+    subclasses: SessionExpired, ImagingScopeNotGranted, UpstreamError.
     """
     ttl = context.settings.fhir.study_list_ttl_seconds
     cached = context.record.data.get("study_list")
     if cached and not force and time.time() - cached.get("fetched_at", 0) < ttl:
-        return StudyList.from_dict(cached)
+        return StudyList.from_dict(cached), False
     token = context.access_token()
     try:
         study_list = _fetch(context, token, executor)
@@ -132,7 +135,11 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
             study_list = _fetch(context, token, executor)
         except FhirUnauthorized:
             raise SessionExpired("The FHIR server refused the renewed token.") from None
+    return study_list, True
+
+
+def save_study_list(context: LaunchContext, study_list: StudyList) -> None:
+    """Keep ``study_list`` in the launch's record (skipped if another request changed the record meanwhile)."""
     context.record.data["study_list"] = study_list.to_dict()
     if not context.store.update(context.record):
         log.debug("study list cache not written: launch updated concurrently")
-    return study_list

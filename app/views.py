@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, urlencode
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, after_this_request, current_app, redirect, render_template, request, url_for
 
 from .errors import AppError, ImagingScopeNotGranted, LaunchNotFound, LaunchNotVerified, UnknownIss
 from .iid import DisplayOptions, IIDRequestError, patient_request, study_request
@@ -23,7 +23,7 @@ from .scopes import allows_search
 from .security import browser_id, ensure_browser_id, in_iframe
 from .smart import build_authorization_request, exchange_code, raise_for_callback_error
 from .imaging import StudySummary
-from .study_list import StudyList, load_study_list
+from .study_list import StudyList, load_study_list, save_study_list
 
 bp = Blueprint("views", __name__)
 
@@ -220,7 +220,12 @@ def studies(launch_id: str):
     """The launch patient's studies, and the selected ones in the viewer pane."""
     services = _services()
     context = LaunchContext.load(services.store, services.settings, services.session, launch_id, browser_id())
-    study_list = load_study_list(context, services.executor, force=request.args.get("refresh") == "1")
+    study_list, fetched = load_study_list(context, services.executor, force=request.args.get("refresh") == "1")
+    if fetched:
+        @after_this_request
+        def _keep_list(response):
+            response.call_on_close(lambda: save_study_list(context, study_list))  # after the page is sent
+            return response
     requested_ids = list(dict.fromkeys(request.args.getlist("study")))
     selected_ids = requested_ids[:MAX_COMPARE]
     selected = [s for s in (study_list.find(i) for i in selected_ids) if s is not None]

@@ -21,6 +21,7 @@ import requests
 SESSION_COOKIE = "imaging_app_session"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 APP_DIV = re.compile(r'<div class="app" data-launch-id="([^"]*)" data-patient-id="([^"]*)"')
+STUDY_COUNT = re.compile(r'<span class="count" id="study-count">(\d+)</span>')
 STUDY_ROW = re.compile(r'data-study-id="')
 MAX_HOPS = 10
 
@@ -80,6 +81,12 @@ class LaunchResult:
     html_bytes: int = 0
 
 
+def listed_count(html: str) -> int:
+    """Studies in the list: the page's count (all of them; the newest 200 rows are rendered first)."""
+    match = STUDY_COUNT.search(html)
+    return int(match.group(1)) if match else len(STUDY_ROW.findall(html))
+
+
 def create_ehr_launch(ehr_base: str, patient: str) -> str:
     """``POST {ehr}/ehr/api/launches``; returns the app launch URL the EHR would open."""
     response = requests.post(f"{ehr_base}/ehr/api/launches", json={"patient": patient}, timeout=30)
@@ -101,6 +108,6 @@ def launch_to_list(ehr_base: str, patient: str, session: requests.Session | None
     wall = time.perf_counter() - started
     launch_id, patient_id = page_identity(html)
     return LaunchResult(wall_s=wall, status=response.status_code, hops=hops, launch_id=launch_id,
-                        patient_id=patient_id, studies=len(STUDY_ROW.findall(html)),
+                        patient_id=patient_id, studies=listed_count(html),
                         cookie=session.cookies.get(SESSION_COOKIE), list_url=response.url,
                         html_bytes=len(response.content))

@@ -395,3 +395,15 @@ def test_refused_connection_is_a_502_and_urllib3_does_not_log_patient_urls(tmp_p
     assert page.status_code == 502
     assert "could not be reached" in page.get_data(as_text=True)
     assert all(PATIENT not in record.getMessage() for record in caplog.records)
+
+
+def test_reopened_list_comes_from_the_launch_cache_until_refresh(ehr):
+    _routes(ehr)
+    page_url = _start(ehr, good_token())
+    ehr.client.get(page_url).close()  # the list is stored once the page has been sent
+    assert len(ehr.calls_to("/ImagingStudy")) == 1
+    again = ehr.client.get(page_url).get_data(as_text=True)
+    assert re.findall(r'data-study-id="([^"]+)"', again) == ["is-1", "is-2"]
+    assert len(ehr.calls_to("/ImagingStudy")) == 1
+    ehr.client.get(page_url, query_string={"refresh": "1"}).close()
+    assert len(ehr.calls_to("/ImagingStudy")) == 2
