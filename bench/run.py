@@ -75,9 +75,8 @@ def notes(results: dict) -> list[str]:
            "one request at a time; app work = the app's wall time minus the union of its outbound request "
            "intervals (requests.Session.request wrapped in the app process); sandbox = its handling time minus "
            "the injected latency; peak RSS = VmHWM of the app worker process, reset per patient.",
-           "- The sandbox is served like python -m sandbox (werkzeug, threaded), which answers every request "
-           "with Connection: close, so each of the app's FHIR and token calls opens a TCP connection (no TLS "
-           "here); its HTTP layer is part of the upstream figures.",
+           "- The sandbox is served like python -m sandbox (werkzeug, threaded, HTTP/1.1 keep-alive, no TLS); "
+           "its HTTP layer is part of the upstream figures.",
            "- Limits: warm = authorize redirect + token POST + one FHIR round trip (Patient and the first "
            "ImagingStudy page concurrently) = 3 x latency; cold = warm + the discovery round trip. Cold target = "
            "warm target (1.1 x limit) + one discovery round trip.",

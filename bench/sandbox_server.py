@@ -4,8 +4,8 @@ The sandbox app (``sandbox.create_app``) is wrapped in :class:`CountingMiddlewar
 which counts requests by kind (discovery, authorize, token, Patient,
 ImagingStudy page, ...) and times each one, and answers ``GET /__bench/stats``
 itself (``?reset=1`` clears the counters after reading). It is served by
-werkzeug's threaded server (as ``python -m sandbox`` does; it answers every
-request with ``Connection: close``) without an access log. Sandbox code is not modified.
+werkzeug's threaded server with ``python -m sandbox``'s request handler
+(HTTP/1.1 keep-alive), without an access log.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import threading
 import time
 from collections import defaultdict
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
+
+from sandbox.__main__ import RedactingRequestHandler
 
 STATS_PATH = "/__bench/stats"
 
@@ -88,8 +90,8 @@ class CountingMiddleware:
         return [body]
 
 
-class QuietHandler(WSGIRequestHandler):
-    """No access log (it would cost time and print launch ids)."""
+class QuietHandler(RedactingRequestHandler):
+    """``python -m sandbox``'s handler (HTTP/1.1 keep-alive) without the access log (time, launch ids)."""
 
     def log_request(self, code="-", size="-"):  # noqa: D102 - werkzeug API
         pass

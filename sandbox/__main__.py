@@ -22,7 +22,9 @@ from .config import parse_histories
 
 
 class RedactingRequestHandler(WSGIRequestHandler):
-    """werkzeug request handler whose access log omits query strings."""
+    """werkzeug request handler: HTTP/1.1 keep-alive (as an EHR's server has), access log without query strings."""
+
+    protocol_version = "HTTP/1.1"
 
     def log_request(self, code="-", size="-"):
         path = urlsplit(self.path).path
