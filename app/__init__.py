@@ -21,7 +21,6 @@ from .discovery import SmartDiscovery
 from .errors import register_error_handlers
 from .http import OutboundSession
 from .launch_store import LaunchStore
-from .prefetch import Prefetcher
 from .security import configure_session_cookie, install_security_headers
 
 __all__ = ["create_app", "ConfigError"]
@@ -36,7 +35,6 @@ class Services:
     discovery: SmartDiscovery
     store: LaunchStore
     executor: ThreadPoolExecutor
-    prefetcher: Prefetcher
 
 
 def _secret_key(instance_dir: Path) -> str:
@@ -74,7 +72,7 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
     store.purge_expired()
     app.extensions["imaging_app"] = Services(
         settings=settings, session=session, discovery=SmartDiscovery(session), store=store,
-        executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"), prefetcher=Prefetcher())
+        executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"))
     logging.getLogger("fhirclient").setLevel(logging.ERROR)  # its model warnings may quote resource data
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings quote URLs with patient ids
 

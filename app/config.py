@@ -63,14 +63,13 @@ class ViewerSettings:
 
 @dataclass(frozen=True)
 class FhirSettings:
-    """How studies are fetched: page size (``_count``), page cap, timeouts in seconds, list cache TTL, prefetch."""
+    """How studies are fetched: page size (``_count``), page cap, timeouts in seconds, list cache TTL."""
 
     page_size: int = 200
     max_pages: int = 20
     connect_timeout: float = 3.05
     read_timeout: float = 20.0
     study_list_ttl_seconds: int = 60
-    prefetch_on_callback: bool = True
 
     @property
     def timeout(self) -> tuple[float, float]:

@@ -138,13 +138,6 @@ def load_study_list(context: LaunchContext, executor: Executor, *,
     return study_list, True
 
 
-def fetch_and_save(context: LaunchContext, executor: Executor) -> StudyList:
-    """Fetch the list from the EHR and keep it in the launch's record (the callback's prefetch)."""
-    study_list, _ = load_study_list(context, executor, force=True)
-    save_study_list(context, study_list)
-    return study_list
-
-
 def save_study_list(context: LaunchContext, study_list: StudyList) -> None:
     """Keep ``study_list`` in the launch's record (skipped if another request changed the record meanwhile)."""
     context.record.data["study_list"] = study_list.to_dict()

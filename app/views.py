@@ -23,7 +23,7 @@ from .scopes import allows_search
 from .security import browser_id, ensure_browser_id, in_iframe
 from .smart import build_authorization_request, exchange_code, raise_for_callback_error
 from .imaging import StudySummary
-from .study_list import StudyList, fetch_and_save, load_study_list, save_study_list
+from .study_list import StudyList, load_study_list, save_study_list
 
 bp = Blueprint("views", __name__)
 
@@ -130,13 +130,10 @@ def callback():
     except AppError:
         services.store.discard(record.id)
         raise
-    data = {"iss": record.data["iss"], "launch": record.data.get("launch"), "patient": grant.patient,
-            "token": grant.to_dict(), "token_endpoint": record.data["token_endpoint"]}
-    services.store.activate(record.id, data, services.settings.launch_lifetime_seconds)
-    active = services.store.reload(record.id) if services.settings.fhir.prefetch_on_callback else None
-    if active is not None:  # start the list's FHIR round trip now; the browser's redirect overlaps it
-        context = LaunchContext(active, ehr, services.store, services.settings, services.session)
-        services.prefetcher.start(record.id, lambda: fetch_and_save(context, services.executor))
+    services.store.activate(record.id, {
+        "iss": record.data["iss"], "launch": record.data.get("launch"), "patient": grant.patient,
+        "token": grant.to_dict(), "token_endpoint": record.data["token_endpoint"]},
+        services.settings.launch_lifetime_seconds)
     query = {"study": grant.preselected_study_id} if grant.preselected_study_id else {}
     return redirect(url_for("views.studies", launch_id=record.id, **query), 303)
 
@@ -223,12 +220,7 @@ def studies(launch_id: str):
     """The launch patient's studies, and the selected ones in the viewer pane."""
     services = _services()
     context = LaunchContext.load(services.store, services.settings, services.session, launch_id, browser_id())
-    prefetched = services.prefetcher.take(launch_id)
-    refresh = request.args.get("refresh") == "1"
-    if prefetched is not None and not refresh:
-        study_list, fetched = prefetched.result(), False  # errors surface here as they would have
-    else:
-        study_list, fetched = load_study_list(context, services.executor, force=refresh)
+    study_list, fetched = load_study_list(context, services.executor, force=request.args.get("refresh") == "1")
     if fetched:
         @after_this_request
         def _keep_list(response):

@@ -39,9 +39,7 @@ def registration(iss: str = ISS, viewer: str = VIEWER, **viewer_extra) -> dict:
                   "frame_ancestors": ["https://ehr.example.org"]}],
         "viewer": {"base_url": viewer, "viewerType": "IHE_BIR", **viewer_extra},
         "fhir": {"page_size": 50, "max_pages": 5, "connect_timeout": 1, "read_timeout": 2,
-                 "study_list_ttl_seconds": 60,
-                 # the mocked EHR is set up step by step: fetch when the list is opened (see test_prefetch)
-                 "prefetch_on_callback": False},
+                 "study_list_ttl_seconds": 60},
     }
 
 

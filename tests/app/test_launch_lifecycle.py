@@ -407,26 +407,3 @@ def test_reopened_list_comes_from_the_launch_cache_until_refresh(ehr):
     assert len(ehr.calls_to("/ImagingStudy")) == 1
     ehr.client.get(page_url, query_string={"refresh": "1"}).close()
     assert len(ehr.calls_to("/ImagingStudy")) == 2
-
-
-def test_prefetch_starts_the_list_at_the_callback_and_the_page_joins_it(tmp_path):
-    reg = registration()
-    reg["fhir"]["prefetch_on_callback"] = True
-    app = create_app(reg, secret_key="k", store_path=tmp_path / "s.sqlite3")
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        ehr = MockedEhr(app.test_client(), mock)
-        _routes(ehr)
-        page_url = _start(ehr, good_token())
-        lid = page_url.split("/")[2]
-        prefetch = app.extensions["imaging_app"].prefetcher.take(lid)
-        assert prefetch is not None
-        assert [s.id for s in prefetch.result(timeout=5).studies] == ["is-1", "is-2"]
-        assert len(ehr.calls_to("/ImagingStudy")) == 1  # fetched before the page was asked for
-        page = ehr.client.get(page_url).get_data(as_text=True)
-        assert re.findall(r'data-study-id="([^"]+)"', page) == ["is-1", "is-2"]
-        assert len(ehr.calls_to("/ImagingStudy")) == 1  # the prefetch stored the list: served from cache
-        second = _start(ehr, good_token(access_token="tok-good"), launch="L-2")
-        page = ehr.client.get(second).get_data(as_text=True)  # joins the running prefetch
-        assert re.findall(r'data-study-id="([^"]+)"', page) == ["is-1", "is-2"]
-        assert len(ehr.calls_to("/ImagingStudy")) == 2
-        assert app.extensions["imaging_app"].prefetcher.take(second.split("/")[2]) is None
