@@ -248,8 +248,8 @@ def studies(launch_id: str):
         matching_count=len(matches), more=more, next_batch=min(more, DISPLAY_ROWS), show_more_url=show_more_url,
         selected_ids=[s.id for s in selected], viewer_url=_viewer_url(selected), missing_selection=missing,
         dropped_selection=len(requested_ids) - len(selected_ids), max_compare=MAX_COMPARE,
-        patient_viewer_url=_patient_viewer_url(study_list), viewer=services.settings.viewer, modality=modality, q=text, all_modalities=all_modalities,
-        show_banner=context.grant.need_patient_banner, patient_id=context.patient_id)
+        patient_viewer_url=_patient_viewer_url(study_list), viewer=services.settings.viewer,
+        modality=modality, q=text, all_modalities=all_modalities, show_banner=context.grant.need_patient_banner, patient_id=context.patient_id)
 
 
 @bp.get("/healthz")
