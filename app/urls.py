@@ -6,7 +6,7 @@ concatenation of untrusted parts.
 
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -59,15 +59,10 @@ def iss_key(iss: str) -> tuple[str, str, int, str]:
     return scheme, host, port, parts.path.rstrip("/")
 
 
-def fhir_url(fhir_base_url: str, relative: str) -> str:
-    """Join a relative FHIR path (``"ImagingStudy?patient=x"``) to a base URL.
-
-    Exactly one slash separates base and resource type whether or not the
-    base ends in one (FHIR R4 §3.1.0.1.1 Service Base URL).
-    """
-    return urljoin(base_dir(fhir_base_url), relative.lstrip("/"))
-
-
 def base_dir(fhir_base_url: str) -> str:
-    """The base URL with exactly one trailing slash (what fhirclient's FHIRServer needs)."""
+    """The base URL with exactly one trailing slash.
+
+    What fhirclient's FHIRServer needs, and what ``urljoin(base_dir(iss), "ImagingStudy?…")``
+    needs to keep exactly one slash before the resource type (FHIR R4 §3.1.0.1.1 Service Base URL).
+    """
     return fhir_base_url.rstrip("/") + "/"
