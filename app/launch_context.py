@@ -76,6 +76,14 @@ class LaunchContext:
             return self.refresh_after_failure(grant.access_token)
         return grant.access_token
 
+    def _adopt_concurrent_refresh(self, failed_access_token: str) -> str | None:
+        """The access token another request (tab, worker) stored meanwhile, adopting its record; else ``None``."""
+        fresher = self.store.reload(self.id)
+        if fresher is None or fresher.data["token"]["access_token"] == failed_access_token:
+            return None
+        self.record = fresher
+        return self.grant.access_token
+
     def refresh_after_failure(self, failed_access_token: str) -> str:
         """Refresh once because ``failed_access_token`` expired or was refused (401).
 
@@ -86,10 +94,9 @@ class LaunchContext:
         if self.refreshed:
             raise SessionExpired("The FHIR server refused the renewed token.")
         self.refreshed = True
-        fresher = self.store.reload(self.id)
-        if fresher is not None and fresher.data["token"]["access_token"] != failed_access_token:
-            self.record = fresher  # another request refreshed meanwhile
-            return self.grant.access_token
+        adopted = self._adopt_concurrent_refresh(failed_access_token)
+        if adopted:
+            return adopted
         grant = self.grant
         if not grant.refresh_token:
             raise SessionExpired("The access token has expired and the EHR granted no refresh token.")
@@ -98,10 +105,9 @@ class LaunchContext:
                                 redirect_uri=self.settings.redirect_uri, previous=grant, pool=self.session)
         except AppError as exc:
             log.info("token refresh refused for a launch: %s", exc.title)
-            fresher = self.store.reload(self.id)
-            if fresher is not None and fresher.data["token"]["access_token"] != failed_access_token:
-                self.record = fresher  # a concurrent request rotated the refresh token first
-                return self.grant.access_token
+            adopted = self._adopt_concurrent_refresh(failed_access_token)  # it rotated the refresh token first
+            if adopted:
+                return adopted
             raise SessionExpired("The EHR did not renew the session.") from None
         self.record.data["token"] = new_grant.to_dict()
         if not self.store.update(self.record):

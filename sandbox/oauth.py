@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 

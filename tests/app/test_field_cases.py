@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import base64
 import re
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
@@ -454,7 +454,7 @@ def test_c12_pkce_s256_always_with_a_fresh_matching_verifier(ehr, methods):
         ehr.client.get("/callback", query_string={"code": "c-1", "state": params["state"]})
         body = parse_qs(ehr.calls_to("/oauth2/token", "POST")[-1].request.body)
         verifiers.append(body["code_verifier"][0])
-    for verifier, challenge in zip(verifiers, challenges):
+    for verifier, challenge in zip(verifiers, challenges, strict=True):
         assert re.fullmatch(r"[A-Za-z0-9\-._~]{43,128}", verifier)
         digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         assert digest == challenge
