@@ -2,6 +2,12 @@
 
 Build it with :func:`create_app`; run it with ``python -m app`` (development)
 or ``gunicorn 'app:create_app()'`` (production, behind TLS).
+
+Layers (imports only run downward): ``web`` (views, presenter, error pages)
+on top; ``launches`` (typed state, store, per-request context); ``smart``
+(discovery, authorization), ``fhir`` (client, ImagingStudy, Patient, study
+list) and ``display`` (IID requests); at the ground ``config``, ``urls``,
+``dicom`` and ``http`` (the one way out).
 """
 
 from __future__ import annotations
@@ -10,31 +16,17 @@ import logging
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from flask import Flask
 
-from .config import PROJECT_ROOT, ConfigError, Settings, load_settings, parse_settings
-from .discovery import SmartDiscovery
-from .errors import register_error_handlers
+from .config import PROJECT_ROOT, ConfigError, load_settings, parse_settings
 from .http import OutboundSession
-from .launch_store import LaunchStore
-from .security import configure_session_cookie, install_security_headers
+from .launches.store import LaunchStore
+from .smart.discovery import SmartDiscovery
 
 __all__ = ["create_app", "ConfigError"]
-
-
-@dataclass
-class Services:
-    """Per-app singletons the views use (``app.extensions["imaging_app"]``)."""
-
-    settings: Settings
-    session: OutboundSession
-    discovery: SmartDiscovery
-    store: LaunchStore
-    executor: ThreadPoolExecutor
 
 
 def _secret_key(instance_dir: Path) -> str:
@@ -61,25 +53,19 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
     ``secret_key`` / ``store_path`` override ``$SECRET_KEY`` / ``$LAUNCH_STORE_PATH``.
     Raises :class:`~app.config.ConfigError` naming the bad key when the registration is invalid.
     """
+    from .web import init_app
+    from .web.services import Services
+
     settings = parse_settings(registration, source="registration") if registration is not None \
         else load_settings()
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"), instance_path=str(PROJECT_ROOT / "instance"))
     app.config["SECRET_KEY"] = secret_key or _secret_key(Path(app.instance_path))
-    configure_session_cookie(app, settings)
-    session = OutboundSession(settings.fhir.timeout)
+    outbound = OutboundSession(settings.fhir.timeout)
     store = LaunchStore(store_path or settings.store_path, app.config["SECRET_KEY"])
     store.purge_expired()
-    app.extensions["imaging_app"] = Services(
-        settings=settings, session=session, discovery=SmartDiscovery(session), store=store,
-        executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"))
     logging.getLogger("fhirclient").setLevel(logging.ERROR)  # its model warnings may quote resource data
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings quote URLs with patient ids
-
-    from .views import bp
-    app.register_blueprint(bp)
-    for name in ("studies.html", "error.html", "start.html", "cookie_blocked.html"):
-        app.jinja_env.get_template(name)  # compile now, not on a clinician's first launch
-    register_error_handlers(app)
-    install_security_headers(app, settings)
+    init_app(app, Services(settings=settings, outbound=outbound, discovery=SmartDiscovery(outbound), store=store,
+                           executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir")))
     return app

@@ -63,10 +63,11 @@ class ViewerSettings:
 
 @dataclass(frozen=True)
 class FhirSettings:
-    """How studies are fetched: page size (``_count``), page cap, timeouts in seconds, list cache TTL."""
+    """How studies are fetched: page size (``_count``), page cap, study cap, timeouts in seconds, list cache TTL."""
 
     page_size: int = 200
     max_pages: int = 20
+    max_studies: int = 10_000
     connect_timeout: float = 3.05
     read_timeout: float = 20.0
     study_list_ttl_seconds: int = 60
@@ -81,7 +82,6 @@ class FhirSettings:
 class Settings:
     """Everything ``create_app()`` needs, validated."""
 
-    launch_uri: str
     redirect_uri: str
     ehrs: tuple[EhrRegistration, ...]
     viewer: ViewerSettings
@@ -169,7 +169,7 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
     if not store_path.is_absolute():
         store_path = PROJECT_ROOT / store_path
     return Settings(
-        launch_uri=raw["app"]["launch_uri"], redirect_uri=raw["app"]["redirect_uri"],
+        redirect_uri=raw["app"]["redirect_uri"],
         ehrs=tuple(ehrs), viewer=viewer, fhir=fhir, store_path=store_path,
         launch_lifetime_seconds=store_raw.get("lifetime_seconds", 8 * 3600))
 

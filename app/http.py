@@ -1,11 +1,15 @@
-"""Outbound HTTP: one pooled ``requests`` session with timeouts and bounded retries.
+"""Outbound HTTP at the ground of the app: one pooled ``requests`` session with timeouts, and transport facts.
 
 Every call the app makes to an EHR goes through :class:`OutboundSession`, so
 none can hang: each request gets a ``(connect, read)`` timeout in seconds
 unless the caller passes a tighter one. GETs are retried twice on connection
-failures only (never on an HTTP status, so an EHR error is reported as it
-is; read errors are raised at once, so a read timeout stays a ``requests.ReadTimeout``). Redirects are not followed for FHIR calls: a bearer token never follows
-a redirect to somewhere else.
+failures only (never on an HTTP status, so an EHR error is reported as it is;
+read errors are raised at once). Redirects are never followed here: a secret
+never follows a redirect to somewhere else.
+
+Transport failures are raised as the facts below (:class:`UpstreamTimeout`,
+:class:`UpstreamUnreachable`), with the ``kind`` of exchange they happened in
+(``"discovery"``, ``"token"``, ``"fhir"``); the web layer words them.
 """
 
 from __future__ import annotations
@@ -15,13 +19,39 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 USER_AGENT = "imaging-smart-app/0.1 (+SMART App Launch 2.2; IHE RAD-106)"
-FHIR_JSON = "application/fhir+json"
 JSON_ACCEPT = "application/json, application/fhir+json;q=0.9"
 FHIR_ACCEPT = "application/fhir+json, application/json;q=0.9"
 
 
+class OutboundError(Exception):
+    """A transport-level failure of one outbound exchange; ``kind`` names the exchange."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+class UpstreamTimeout(OutboundError):
+    """The upstream server did not answer in time (connect or read timeout)."""
+
+
+class UpstreamUnreachable(OutboundError):
+    """No connection could be made (refused, DNS, TLS, reset); ``cause`` is the exception class name."""
+
+    def __init__(self, kind: str, cause: str = ""):
+        super().__init__(kind)
+        self.cause = cause
+
+
+def transport_error(kind: str, exc: requests.RequestException) -> OutboundError:
+    """The transport fact for a ``requests`` exception raised during a ``kind`` exchange."""
+    if isinstance(exc, requests.Timeout):
+        return UpstreamTimeout(kind)
+    return UpstreamUnreachable(kind, type(exc).__name__)
+
+
 class OutboundSession(requests.Session):
-    """A ``requests.Session`` whose every request has a timeout.
+    """A ``requests.Session`` whose every request has a timeout and never follows a redirect.
 
     ``timeout``: ``(connect_seconds, read_seconds)``. Connection pool of
     ``pool_size`` per host (concurrent FHIR reads of one launch and many
@@ -39,9 +69,10 @@ class OutboundSession(requests.Session):
         self.headers["User-Agent"] = USER_AGENT
 
     def request(self, method, url, *args, **kwargs):  # noqa: D401 - requests API
-        """``requests.Session.request`` with the default timeout applied."""
+        """``requests.Session.request`` with the default timeout and no redirects."""
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
+        kwargs["allow_redirects"] = False
         return super().request(method, url, *args, **kwargs)
 
 
@@ -59,6 +90,6 @@ def json_object(response: requests.Response | None) -> dict | None:
         return None
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) else None

@@ -216,6 +216,11 @@ class OAuthStore:
         with self._lock:
             record.refresh_revoked = True
 
+    def issued_tokens(self) -> list[TokenRecord]:
+        """Every access token record issued so far (expired ones included): what the tests compare leaks with."""
+        with self._lock:
+            return list(self._access.values())
+
 
 # --------------------------------------------------------------------------- grants
 class S256CodeChallenge(CodeChallenge):

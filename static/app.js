@@ -63,20 +63,36 @@
     if (next) { next.focus(); event.preventDefault(); }
   });
 
+  // The filter is the server's (one implementation: /l/<launch>/matches); here its answer only hides rows.
+  var matchesUrl = document.querySelector(".app").getAttribute("data-matches-url");
+  var pending = null;
+  var generation = 0;
   function applyFilter() {
     var modality = modalitySelect ? modalitySelect.value : "";
-    var text = textInput ? textInput.value.trim().toLowerCase() : "";
-    var visible = 0;
-    rows().forEach(function (row) {
-      var mods = (row.getAttribute("data-modalities") || "").split(" ");
-      var ok = (!modality || mods.indexOf(modality) >= 0) &&
-               (!text || (row.getAttribute("data-text") || "").indexOf(text) >= 0);
-      row.hidden = !ok;
-      if (ok) { visible += 1; }
-    });
-    if (count) { count.textContent = String(visible); }
-    if (noMatch) { noMatch.classList.toggle("hidden", visible > 0); }
+    var text = textInput ? textInput.value : "";
+    var mine = ++generation;
+    if (pending) { pending.abort(); }
+    pending = new AbortController();
+    var query = "?modality=" + encodeURIComponent(modality) + "&q=" + encodeURIComponent(text);
+    fetch(matchesUrl + query, { credentials: "same-origin", signal: pending.signal, headers: { "Accept": "application/json" } })
+      .then(function (response) { if (!response.ok) { throw new Error("HTTP " + response.status); } return response.json(); })
+      .then(function (answer) {
+        if (mine !== generation) { return; }
+        var keep = {};
+        answer.ids.forEach(function (id) { keep[id] = true; });
+        var visible = 0;
+        rows().forEach(function (row) {
+          var ok = keep[row.getAttribute("data-study-id")] === true;
+          row.hidden = !ok;
+          if (ok) { visible += 1; }
+        });
+        if (count) { count.textContent = String(visible); }
+        if (noMatch) { noMatch.classList.toggle("hidden", visible > 0); }
+      })
+      .catch(function (error) { if (error.name !== "AbortError" && modalitySelect) { modalitySelect.form.submit(); } });
   }
+  var debounce = null;
+  function applyFilterSoon() { clearTimeout(debounce); debounce = setTimeout(applyFilter, 120); }
 
   list.addEventListener("change", function (event) {
     if (!event.target.classList.contains("compare") || !compareHint) { return; }
@@ -86,12 +102,12 @@
       compareHint.textContent = "At most " + max + " studies can be compared";
     }
   });
-  // The whole unfiltered list is on the page: filter it here, instantly. Otherwise (only the newest rows,
-  // or a server-side filter already applied) let the server
-  // filter all of them (the modality choice submits; the text is submitted with Enter).
+  // The whole unfiltered list is on the page: hide the rows the server's filter leaves out, in place.
+  // Otherwise (only the newest rows, or a filter already applied) the form reloads the page with the
+  // server's answer (the modality choice submits; the text is submitted with Enter).
   var complete = list.getAttribute("data-complete") === "true";
   if (modalitySelect) {
     modalitySelect.addEventListener("change", complete ? applyFilter : function () { modalitySelect.form.submit(); });
   }
-  if (textInput && complete) { textInput.addEventListener("input", applyFilter); }
+  if (textInput && complete) { textInput.addEventListener("input", applyFilterSoon); }
 })();

@@ -43,6 +43,23 @@ def registration(iss: str = ISS, viewer: str = VIEWER, **viewer_extra) -> dict:
     }
 
 
+def sandbox_registration(app_origin: str, ehr_origin: str, *, name: str = "Sandbox EHR",
+                         fhir: dict | None = None, **ehr_extra) -> dict:
+    """The app's ``smart-launch.json`` for the sandbox EHR at ``ehr_origin`` (the app served at ``app_origin``).
+
+    ``ehr_extra`` overrides the EHR entry (``client_id``, ``client_secret_env``, ...).
+    """
+    registration_doc = {
+        "app": {"launch_uri": f"{app_origin}/launch", "redirect_uri": f"{app_origin}/callback"},
+        "ehrs": [{"name": name, "iss": f"{ehr_origin}/fhir", "client_id": "imaging-app",
+                  "scopes": ["online_access"], "frame_ancestors": [ehr_origin], **ehr_extra}],
+        "viewer": {"base_url": f"{ehr_origin}/IHEInvokeImageDisplay", "viewerType": "IHE_BIR", "frameable": True},
+    }
+    if fhir:
+        registration_doc["fhir"] = fhir
+    return registration_doc
+
+
 def fixture_json(name: str) -> dict:
     """A file of ../shared/fixtures/fhir as a dict."""
     return json.loads((SHARED_FIXTURES / name).read_text(encoding="utf-8"))

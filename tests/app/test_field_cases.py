@@ -11,7 +11,7 @@ import pytest
 import responses
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from app.scopes import allows_search
+from app.smart.scopes import allows_search
 from tests.app.conftest import good_token
 from tests.support import (AUTHORIZE, ISS, PATIENT, TOKEN, UID_A, UID_B, VIEWER, WELL_KNOWN, query_of,
                            searchset, study)

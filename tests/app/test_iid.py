@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from app.iid import DisplayOptions, IIDRequestError, patient_id_cx, patient_request, study_request
+from app.display.iid import DisplayOptions, IIDRequestError, patient_id_cx, patient_request, study_request
 from tests.support import UID_A, UID_B, VIEWER
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.imaging import newest_first, normalize_study_uid, summarize
+from app.dicom import normalize_study_uid
+from app.fhir.imaging import newest_first, summarize
 from tests.support import UID_A, fixture_json
 
 UID_EXAMPLE = "2.16.124.113543.6003.1154777499.30246.19789.3503430045"

@@ -12,8 +12,11 @@ import requests
 import responses
 
 from app import create_app
+from app.launches.errors import LaunchNotFound
+from app.launches.state import PendingLaunch
+from app.launches.store import LaunchStore
 from tests.app.conftest import MockedEhr, good_token
-from tests.support import ISS, PATIENT, TOKEN, UID_A, UID_B, VIEWER, registration, searchset, study
+from tests.support import AUTHORIZE, ISS, PATIENT, TOKEN, UID_A, UID_B, VIEWER, registration, searchset, study
 
 FHIR_JSON = "application/fhir+json"
 
@@ -164,12 +167,14 @@ def test_launch_store_survives_restart(tmp_path):
 
 
 def test_expired_launches_are_purged(tmp_path):
-    from app.launch_store import LaunchStore
     store = LaunchStore(tmp_path / "s.sqlite3", "k")
-    launch_id = store.create_pending("browser", "state-1", {"iss": ISS}, now=1000.0)
-    assert store.get_pending(launch_id, now=1001.0) is not None
+    pending = PendingLaunch(iss=ISS, launch=None, code_verifier="v" * 43, scope="launch/patient",
+                            token_endpoint=TOKEN, authorize_url=AUTHORIZE)
+    launch_id = store.create_pending("browser", "state-1", pending, now=1000.0)
+    assert store.check_pending(launch_id, "browser", now=1001.0).state == pending
     assert store.purge_expired(now=1000.0 + 601) == 1
-    assert store.get_pending(launch_id, now=1001.0) is None
+    with pytest.raises(LaunchNotFound):
+        store.check_pending(launch_id, "browser", now=1001.0)
 
 
 def test_store_encrypts_tokens_at_rest(tmp_path, ehr, app):
@@ -273,9 +278,9 @@ def test_token_endpoint_error_and_garbage(ehr):
     assert "invalid_grant: code &lt;expired&gt;" in page.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("expires_in", [3600, "3600", "soon", None])
+@pytest.mark.parametrize("expires_in", [3600, "3600", "soon", None, "Infinity", float("-inf"), -5, True, [1]])
 def test_expires_in_number_or_numeric_string(expires_in):
-    from app.smart import parse_token_response
+    from app.smart.tokens import parse_token_response
     body = {"access_token": "t", "token_type": "Bearer", "patient": PATIENT}
     if expires_in is not None:
         body["expires_in"] = expires_in

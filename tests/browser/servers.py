@@ -24,7 +24,7 @@ from flask import Flask
 
 import app as imaging_app
 import sandbox
-from tests.support import live_server
+from tests.support import live_server, sandbox_registration
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -53,13 +53,7 @@ class _Deferred:
 
 def registration(app_origin: str, ehr_origin: str) -> dict[str, Any]:
     """The app's ``smart-launch.json`` for the sandbox at *ehr_origin* (app served at *app_origin*)."""
-    return {
-        "app": {"launch_uri": f"{app_origin}/launch", "redirect_uri": f"{app_origin}/callback"},
-        "ehrs": [{"name": EHR_NAME, "iss": f"{ehr_origin}/fhir", "client_id": CLIENT_ID,
-                  "scopes": ["online_access"], "frame_ancestors": [ehr_origin]}],
-        "viewer": {"base_url": f"{ehr_origin}/IHEInvokeImageDisplay", "viewerType": "IHE_BIR",
-                   "frameable": True},
-    }
+    return sandbox_registration(app_origin, ehr_origin, name=EHR_NAME)
 
 
 @dataclass
@@ -99,11 +93,9 @@ class Servers:
     def token_records(self) -> list:
         """Every access token record (``sandbox.oauth.TokenRecord``) the sandbox has issued so far.
 
-        Reads the in-memory ``OAuthStore`` (``sandbox/oauth.py``), the only place tokens exist.
+        Asks the in-memory ``OAuthStore`` (``sandbox/oauth.py``), the only place tokens exist.
         """
-        store = self.ehr.extensions["sandbox"].oauth.store
-        with store._lock:
-            return list(store._access.values())
+        return self.ehr.extensions["sandbox"].oauth.store.issued_tokens()
 
     def issued_tokens(self) -> set[str]:
         """Every access and refresh token value the sandbox's authorization server has issued so far."""

@@ -76,7 +76,7 @@ def test_app_cookie_is_httponly_secure_samesite_none_and_partitioned(context, pa
     assert cookie.get("partitionKey") == "http://localhost"  # CHIPS: keyed by the EHR's top-level site
     # the signed session holds only the opaque browser id (no token, no patient)
     session = servers.app.session_interface.get_signing_serializer(servers.app).loads(cookie["value"])
-    assert set(session) == {"_permanent", "bid"}
+    assert set(session) == {"_permanent", "browser_binding"}
 
 
 def test_content_security_policy_of_the_app_page(context, page, servers):

@@ -3,7 +3,9 @@
 SMART App Launch 2.2 §Conformance (``{iss}/.well-known/smart-configuration``),
 falling back to the CapabilityStatement's ``oauth-uris`` extension
 (SMART App Launch 1.0 §Conformance, in any ``rest[].security`` entry) for
-older servers. Results are cached per ``iss`` for ``ttl_seconds``.
+older servers. Results are cached per ``iss`` for ``ttl_seconds``. Redirects
+are not followed. Every value read is type-checked: a wrong-typed field is
+ignored, never trusted.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
 from authlib.common.security import is_secure_transport
 
+from ..http import FHIR_ACCEPT, JSON_ACCEPT, OutboundSession, json_object
+from ..urls import base_dir, iss_key
 from .errors import DiscoveryFailed
-from .http import FHIR_ACCEPT, JSON_ACCEPT, OutboundSession, json_object
-from .urls import base_dir, iss_key
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +31,12 @@ OAUTH_URIS_EXTENSION = "http://fhir-registry.smarthealthit.org/StructureDefiniti
 
 @dataclass(frozen=True)
 class SmartConfiguration:
-    """What the app needs from discovery.
-
-    Endpoints are absolute URLs (relative ones resolved against ``iss``);
-    ``source`` is ``"well-known"`` or ``"capability-statement"``.
-    """
+    """What the app needs from discovery; endpoints are absolute URLs (relative ones resolved against ``iss``)."""
 
     authorization_endpoint: str
     token_endpoint: str
     capabilities: frozenset[str] = frozenset()
     code_challenge_methods_supported: tuple[str, ...] = ()
-    source: str = "well-known"
 
     @property
     def uses_v2_scopes(self) -> bool:
@@ -46,11 +44,20 @@ class SmartConfiguration:
         return "permission-v2" in self.capabilities
 
 
+def _strings(value: Any) -> tuple[str, ...]:
+    """The string items of a JSON array; anything else gives ``()``."""
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _dicts(value: Any) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 class SmartDiscovery:
     """Discovers and caches :class:`SmartConfiguration` per ``iss`` (thread-safe)."""
 
-    def __init__(self, session: OutboundSession, ttl_seconds: float = 3600.0):
-        self._session = session
+    def __init__(self, outbound: OutboundSession, ttl_seconds: float = 3600.0):
+        self._outbound = outbound
         self._ttl = ttl_seconds
         self._cache: dict[tuple, tuple[float, SmartConfiguration]] = {}
         self._lock = threading.Lock()
@@ -59,7 +66,8 @@ class SmartDiscovery:
         """Return the server's SMART configuration, from cache when fresh.
 
         Raises :class:`DiscoveryFailed` when neither source yields both an
-        authorize and a token endpoint (failures are not cached).
+        authorize and a token endpoint, or an endpoint is not https off
+        loopback (failures are not cached).
         """
         key = iss_key(iss)
         now = time.monotonic()
@@ -74,14 +82,9 @@ class SmartDiscovery:
             config = self._from_capability_statement(iss, metadata)
             problem = problem and metadata_problem
         if config is None:
-            if problem:
-                raise DiscoveryFailed(f"The EHR's FHIR server could not be reached ({problem}).",
-                                      action="Check that the EHR is up, then launch the app again.")
-            raise DiscoveryFailed("Neither .well-known/smart-configuration nor the CapabilityStatement "
-                                  "(metadata) named an authorization and a token endpoint.")
+            raise DiscoveryFailed(problem or "no-endpoints")
         if not (is_secure_transport(config.authorization_endpoint) and is_secure_transport(config.token_endpoint)):
-            raise DiscoveryFailed("The server's authorization or token endpoint is not https; "
-                                  "the app does not send codes or tokens in clear.")
+            raise DiscoveryFailed("insecure-endpoint")
         with self._lock:
             self._cache[key] = (now + self._ttl, config)
         return config
@@ -89,13 +92,13 @@ class SmartDiscovery:
     def _get_json(self, url: str, accept: str) -> tuple[dict | None, str | None]:
         """``(body, problem)``: the JSON object answered, or ``None`` and, when the server was not reached, why."""
         try:
-            response = self._session.get(url, headers={"Accept": accept}, allow_redirects=True)
+            response = self._outbound.get(url, headers={"Accept": accept})
         except requests.RequestException as exc:
             log.warning("discovery request failed: %s", type(exc).__name__)
-            return None, "no answer in time" if isinstance(exc, requests.Timeout) else "connection failed"
+            return None, "timeout" if isinstance(exc, requests.Timeout) else "unreachable"
         body = json_object(response) if response.status_code == 200 else None
         if body is None:
-            log.info("discovery: %s answered %s %s", url, response.status_code,
+            log.info("discovery: %s answered %s %s", url.split("?", 1)[0], response.status_code,
                      response.headers.get("Content-Type", "-"))
         return body, None
 
@@ -109,24 +112,23 @@ class SmartDiscovery:
         return SmartConfiguration(
             authorization_endpoint=urljoin(base_dir(iss), authorize),
             token_endpoint=urljoin(base_dir(iss), token),
-            capabilities=frozenset(c for c in body.get("capabilities") or () if isinstance(c, str)),
-            code_challenge_methods_supported=tuple(body.get("code_challenge_methods_supported") or ()),
-            source="well-known")
+            capabilities=frozenset(_strings(body.get("capabilities"))),
+            code_challenge_methods_supported=_strings(body.get("code_challenge_methods_supported")))
 
     @staticmethod
     def _from_capability_statement(iss: str, body: dict | None) -> SmartConfiguration | None:
         if not body:
             return None
-        for rest in body.get("rest") or ():
-            security = (rest or {}).get("security") or {}
-            for extension in security.get("extension") or ():
+        for rest in _dicts(body.get("rest")):
+            security = rest.get("security")
+            for extension in _dicts(security.get("extension") if isinstance(security, dict) else None):
                 if extension.get("url") != OAUTH_URIS_EXTENSION:
                     continue
                 uris = {sub.get("url"): sub.get("valueUri") or sub.get("valueUrl")
-                        for sub in extension.get("extension") or ()}
-                if uris.get("authorize") and uris.get("token"):
+                        for sub in _dicts(extension.get("extension"))}
+                authorize, token = uris.get("authorize"), uris.get("token")
+                if isinstance(authorize, str) and isinstance(token, str) and authorize and token:
                     return SmartConfiguration(
-                        authorization_endpoint=urljoin(base_dir(iss), uris["authorize"]),
-                        token_endpoint=urljoin(base_dir(iss), uris["token"]),
-                        source="capability-statement")
+                        authorization_endpoint=urljoin(base_dir(iss), authorize),
+                        token_endpoint=urljoin(base_dir(iss), token))
         return None

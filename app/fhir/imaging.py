@@ -14,32 +14,17 @@ Shapes handled (FHIR DSTU2 1.0.2, STU3 3.0.2, R4 4.0.1, R4B 4.3.0, R5 5.0.0 Imag
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from ..dicom import OID_PREFIX, normalize_study_uid
+
 DICOM_UID_SYSTEM = "urn:dicom:uid"
-OID_PREFIX = "urn:oid:"
 STUDY_UID_TAGS = {"0020000D", "(0020,000D)", "0020,000D"}
 ACCESSION_TYPE = "ACSN"
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+MAX_TEXT = 1000
 FLAGGED_STATUSES = {"cancelled": "Cancelled", "entered-in-error": "Entered in error"}
-
-
-def normalize_study_uid(value: str | None) -> str | None:
-    """Strip ``urn:oid:`` and return the UID if it is a valid DICOM UID, else ``None``.
-
-    Valid (DICOM PS3.5 §9.1): digits in dot-separated components, at most 64 characters.
-    """
-    if not isinstance(value, str):
-        return None
-    uid = value.strip()
-    if uid.lower().startswith(OID_PREFIX):
-        uid = uid[len(OID_PREFIX):]
-    if len(uid) > 64 or not _UID.match(uid):
-        return None
-    return uid
 
 
 @dataclass(frozen=True)
@@ -80,19 +65,33 @@ class StudySummary:
         text = self.started.replace("T", " ")
         return text[:16] if len(text) >= 16 else text[:10]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """JSON-able form (for the launch store's list cache); a flat copy, no deep copy needed."""
         data = {name: getattr(self, name) for name in _SUMMARY_FIELDS}
         data["modalities"] = list(self.modalities)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StudySummary":
-        """Inverse of :meth:`to_dict`."""
+    def from_json(cls, data: dict[str, Any]) -> "StudySummary":
+        """Inverse of :meth:`to_json`."""
         return cls(**{**data, "modalities": tuple(data.get("modalities") or ())})
 
 
 _SUMMARY_FIELDS = tuple(f.name for f in fields(StudySummary))
+
+
+def _dicts(value: Any) -> list[dict]:
+    """The objects of a JSON array; anything that is not an array gives ``[]`` (upstream data is not trusted)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string (cut to 1,000 characters), a number as text, else ``None``."""
+    if isinstance(value, str):
+        return value[:MAX_TEXT] or None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def _codings(value: Any) -> Iterable[dict]:
@@ -102,7 +101,7 @@ def _codings(value: Any) -> Iterable[dict]:
         if not isinstance(item, dict):
             continue
         if "coding" in item:
-            yield from (c for c in item.get("coding") or () if isinstance(c, dict))
+            yield from _dicts(item.get("coding"))
         elif "code" in item:
             yield item
 
@@ -112,7 +111,7 @@ def _is_typed(identifier: dict, codes: set[str]) -> bool:
 
 
 def _identifiers(resource: dict) -> list[dict]:
-    return [i for i in resource.get("identifier") or () if isinstance(i, dict)]
+    return _dicts(resource.get("identifier"))
 
 
 def study_instance_uid(resource: dict) -> tuple[str | None, str | None]:
@@ -123,7 +122,7 @@ def study_instance_uid(resource: dict) -> tuple[str | None, str | None]:
         or [i.get("value") for i in identifiers
             if isinstance(i.get("value"), str) and i["value"].lower().startswith(OID_PREFIX)]
         or [i.get("value") for i in identifiers if _is_typed(i, STUDY_UID_TAGS)]
-        or ([resource["uid"]] if resource.get("uid") else []))
+        or ([resource["uid"]] if isinstance(resource.get("uid"), str) and resource["uid"] else []))
     if not candidates:
         return None, "No Study Instance UID recorded for this study"
     uid = normalize_study_uid(candidates[0])
@@ -135,15 +134,15 @@ def study_instance_uid(resource: dict) -> tuple[str | None, str | None]:
 def accession_number(resource: dict) -> str | None:
     """The accession number (identifier typed ACSN, STU3 ``accession``, or R5 ``basedOn.identifier``)."""
     for identifier in _identifiers(resource):
-        if _is_typed(identifier, {ACCESSION_TYPE}) and identifier.get("value"):
-            return str(identifier["value"])
+        if _is_typed(identifier, {ACCESSION_TYPE}) and _text(identifier.get("value")):
+            return _text(identifier["value"])
     accession = resource.get("accession")
-    if isinstance(accession, dict) and accession.get("value"):
-        return str(accession["value"])
-    for based_on in resource.get("basedOn") or ():
-        identifier = based_on.get("identifier") if isinstance(based_on, dict) else None
-        if isinstance(identifier, dict) and _is_typed(identifier, {ACCESSION_TYPE}) and identifier.get("value"):
-            return str(identifier["value"])
+    if isinstance(accession, dict) and _text(accession.get("value")):
+        return _text(accession["value"])
+    for based_on in _dicts(resource.get("basedOn")):
+        identifier = based_on.get("identifier")
+        if isinstance(identifier, dict) and _is_typed(identifier, {ACCESSION_TYPE}) and _text(identifier.get("value")):
+            return _text(identifier["value"])
     return None
 
 
@@ -151,24 +150,22 @@ def modalities(resource: dict) -> tuple[str, ...]:
     """Distinct modality codes in order (``("CT", "MR")``), study level first, else from the series."""
     codes = [c.get("code") for c in _codings(resource.get("modalityList") or resource.get("modality") or [])]
     if not any(codes):
-        codes = [c.get("code") for s in resource.get("series") or () if isinstance(s, dict)
-                 for c in _codings(s.get("modality"))]
-    return tuple(dict.fromkeys(str(c) for c in codes if c))
+        codes = [c.get("code") for s in _dicts(resource.get("series")) for c in _codings(s.get("modality"))]
+    return tuple(dict.fromkeys(str(c)[:16] for c in codes if isinstance(c, str) and c))
 
 
 def _description(resource: dict) -> str | None:
-    if resource.get("description"):
-        return str(resource["description"])
-    for concept in resource.get("procedureCode") or ():
-        if isinstance(concept, dict):
-            if concept.get("text"):
-                return str(concept["text"])
-            for coding in _codings(concept):
-                if coding.get("display"):
-                    return str(coding["display"])
-    for series in resource.get("series") or ():
-        if isinstance(series, dict) and series.get("description"):
-            return str(series["description"])
+    if _text(resource.get("description")):
+        return _text(resource["description"])
+    for concept in _dicts(resource.get("procedureCode")):
+        if _text(concept.get("text")):
+            return _text(concept["text"])
+        for coding in _codings(concept):
+            if _text(coding.get("display")):
+                return _text(coding["display"])
+    for series in _dicts(resource.get("series")):
+        if _text(series.get("description")):
+            return _text(series["description"])
     return None
 
 
@@ -177,13 +174,13 @@ def _count(value: Any) -> int | None:
 
 
 def _counts(resource: dict) -> tuple[int | None, int | None]:
-    series = [s for s in resource.get("series") or () if isinstance(s, dict)]
+    series = _dicts(resource.get("series"))
     n_series = _count(resource.get("numberOfSeries"))
     if n_series is None and series:
         n_series = len(series)
     n_instances = _count(resource.get("numberOfInstances"))
     if n_instances is None and series:
-        per_series = [_count(s.get("numberOfInstances")) or len(s.get("instance") or ()) for s in series]
+        per_series = [_count(s.get("numberOfInstances")) or len(_dicts(s.get("instance"))) for s in series]
         n_instances = sum(per_series)
     return n_series, n_instances
 
@@ -195,11 +192,11 @@ def _sort_key(started: Any) -> float | None:
     for candidate in (text, text[:10], text[:7] + "-01", text[:4] + "-01-01"):
         try:
             moment = datetime.fromisoformat(candidate)
-        except ValueError:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            return moment.timestamp()
+        except (ValueError, OverflowError):
             continue
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.timestamp()
     return None
 
 

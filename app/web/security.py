@@ -13,14 +13,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request, session
-
 import secrets
 
-from .config import Settings
-from .urls import origin_string
+from flask import Flask, Response, request, session
 
-BROWSER_KEY = "bid"
+from ..config import Settings
+from ..urls import origin_string
+
+BROWSER_BINDING_KEY = "browser_binding"  # the session-cookie key holding this browser's launch-binding id
 SESSION_COOKIE_NAME = "imaging_app_session"
 
 
@@ -37,20 +37,20 @@ def configure_session_cookie(app: Flask, settings: Settings) -> None:
     )
 
 
-def browser_id() -> str | None:
+def browser_binding() -> str | None:
     """This browser's binding id from the session cookie, or ``None`` when the cookie was not sent."""
-    value = session.get(BROWSER_KEY)
+    value = session.get(BROWSER_BINDING_KEY)
     return value if isinstance(value, str) else None
 
 
-def ensure_browser_id() -> tuple[str, bool]:
+def ensure_browser_binding() -> tuple[str, bool]:
     """``(id, created)``: the binding id, creating it (and so setting the cookie) when absent."""
-    existing = browser_id()
+    existing = browser_binding()
     if existing:
         return existing, False
     session.permanent = True
-    session[BROWSER_KEY] = secrets.token_urlsafe(32)
-    return session[BROWSER_KEY], True
+    session[BROWSER_BINDING_KEY] = secrets.token_urlsafe(32)
+    return session[BROWSER_BINDING_KEY], True
 
 
 def in_iframe() -> bool:

@@ -28,9 +28,14 @@ class PatientBanner:
     mrn: str | None
     mrn_issuer_oid: str | None = None  # assigning authority of the MRN when its system is urn:oid:…
 
-    def to_dict(self) -> dict:
+    def to_json(self) -> dict:
         """JSON-able form for the launch store."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PatientBanner":
+        """Inverse of :meth:`to_json`."""
+        return cls(**data)
 
 
 def _display_name(patient: Patient) -> str | None:
@@ -65,8 +70,12 @@ def banner_from_resource(resource: dict, patient_id: str) -> PatientBanner:
     """
     if resource.get("resourceType") != "Patient" or resource.get("id") != patient_id:
         raise ValueError("the Patient resource is not the launch patient")
-    patient = Patient(resource, strict=False)
-    birth_date = patient.birthDate.isostring if patient.birthDate else None
-    mrn, issuer = _mrn(patient)
-    return PatientBanner(patient_id=patient_id, name=_display_name(patient), birth_date=birth_date,
+    try:
+        patient = Patient(resource, strict=False)
+        birth_date = patient.birthDate.isostring if patient.birthDate else None
+        mrn, issuer = _mrn(patient)
+        name = _display_name(patient)
+    except Exception as exc:  # fhirclient's models raise several types on wrong-typed data
+        raise ValueError(f"the Patient resource could not be read ({type(exc).__name__})") from None
+    return PatientBanner(patient_id=patient_id, name=name, birth_date=birth_date,
                          gender=patient.gender, mrn=mrn, mrn_issuer_oid=issuer)

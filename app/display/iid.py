@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Sequence
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from .imaging import normalize_study_uid
+from ..dicom import normalize_study_uid
 
 _MODALITY = re.compile(r"^[A-Z0-9]{1,16}$")
 _CX_COMPONENT_FORBIDDEN = re.compile(r"[\^~\\&|]")

@@ -1,0 +1,1 @@
+"""Image display: IHE Invoke Image Display (RAD-106) requests."""

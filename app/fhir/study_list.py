@@ -1,0 +1,141 @@
+"""The launch patient's study list: ImagingStudy search (all pages) and the Patient banner.
+
+Request: ``GET {iss}/ImagingStudy?patient={id}&_sort=-started&_count={page_size}``
+(FHIR R4 ImagingStudy search parameters ``patient``, ``started``); the
+``Patient/{id}`` read for the banner runs concurrently with the first page, so
+a list costs one FHIR round trip plus one per further page. Summaries are
+built page by page (raw pages are not kept), at most ``max_studies`` of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from ..http import OutboundError
+from .client import FhirClient
+from .errors import FhirError, FhirHttpError, FhirUnauthorized
+from .imaging import StudySummary, newest_first, summarize
+from .patient import PatientBanner, banner_from_resource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyList:
+    """What the list page shows.
+
+    ``incomplete``: why some studies could not be read (shown as a notice);
+    ``warnings``: OperationOutcome texts; ``excluded``: studies dropped because
+    they named another patient; ``total``: ``Bundle.total`` when given;
+    ``fetched_at``: epoch seconds.
+    """
+
+    studies: list[StudySummary]
+    banner: PatientBanner | None
+    banner_problem: str | None = None
+    incomplete: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    excluded: int = 0
+    total: int | None = None
+    fetched_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form for the launch store."""
+        return {"studies": [s.to_json() for s in self.studies],
+                "banner": self.banner.to_json() if self.banner else None,
+                "banner_problem": self.banner_problem, "incomplete": self.incomplete,
+                "warnings": self.warnings, "excluded": self.excluded, "total": self.total,
+                "fetched_at": self.fetched_at}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "StudyList":
+        """Inverse of :meth:`to_json`."""
+        return cls(studies=[StudySummary.from_json(s) for s in data["studies"]],
+                   banner=PatientBanner.from_json(data["banner"]) if data.get("banner") else None,
+                   banner_problem=data.get("banner_problem"), incomplete=data.get("incomplete"),
+                   warnings=list(data.get("warnings") or ()), excluded=data.get("excluded", 0),
+                   total=data.get("total"), fetched_at=data.get("fetched_at", 0.0))
+
+    def find(self, study_id: str) -> StudySummary | None:
+        """The study with FHIR id ``study_id`` in this list, else ``None``."""
+        return next((s for s in self.studies if s.id == study_id), None)
+
+
+@dataclass(frozen=True)
+class StudyListLimits:
+    """Bounds on one list: ``page_size`` (``_count``), ``max_pages``, ``max_studies`` (then "list incomplete")."""
+
+    page_size: int
+    max_pages: int
+    max_studies: int = 10_000
+
+
+def search_path(patient_id: str, page_size: int) -> str:
+    """Relative search URL for the launch patient's studies, newest first."""
+    return "ImagingStudy?" + urlencode({"patient": patient_id, "_sort": "-started", "_count": page_size})
+
+
+def subject_id(resource: dict) -> str | None:
+    """The Patient id an ImagingStudy names (``subject``, DSTU2 ``patient``), else ``None``."""
+    subject = resource.get("subject") or resource.get("patient")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if not isinstance(reference, str) or "/" not in reference:
+        return None
+    parts = reference.rstrip("/").split("/")
+    return parts[-1] if len(parts) >= 2 and parts[-2] == "Patient" else None
+
+
+def _banner(future, patient_id: str) -> tuple[PatientBanner | None, str | None]:
+    """``(banner, problem)`` from the concurrent Patient read; a 401 is raised (the caller refreshes)."""
+    try:
+        return banner_from_resource(future.result(), patient_id), None
+    except FhirUnauthorized:
+        raise
+    except FhirHttpError as exc:
+        if exc.status == 403:
+            return None, "The EHR did not allow reading the patient's details."
+        log.info("patient banner unavailable: HTTP %s", exc.status)
+    except (FhirError, OutboundError, ValueError) as exc:
+        log.info("patient banner unavailable: %s", type(exc).__name__)
+    return None, "The patient's details could not be read."
+
+
+def fetch_study_list(client: FhirClient, patient_id: str, limits: StudyListLimits, executor: Executor, *,
+                     want_banner: bool) -> StudyList:
+    """Search the patient's ImagingStudy resources (every page, bounded) and read the Patient for the banner.
+
+    Studies naming another patient are dropped and counted (a server bug must
+    not show another patient's study). Raises the first page's
+    :mod:`app.fhir.errors` / transport facts; :class:`FhirUnauthorized` on any page.
+    """
+    path = search_path(patient_id, limits.page_size)
+    banner_future = executor.submit(client.read, "Patient", patient_id) if want_banner else None
+    try:
+        first_page = client.get_json(path, resource_type="ImagingStudy", interaction="search")
+    except BaseException:
+        if banner_future is not None:
+            banner_future.cancel()
+        raise
+    search = client.search("ImagingStudy", path, max_pages=limits.max_pages, first_page=first_page)
+    del first_page
+    kept: list[StudySummary] = []
+    excluded = 0
+    incomplete = None
+    for resource in search:
+        subject = subject_id(resource)
+        if subject is not None and subject != patient_id:
+            excluded += 1
+            continue
+        if len(kept) >= limits.max_studies:
+            incomplete = f"the app shows at most {limits.max_studies} studies"
+            break
+        kept.append(summarize(resource))
+    banner, banner_problem = _banner(banner_future, patient_id) if banner_future is not None else (None, None)
+    return StudyList(studies=newest_first(kept), banner=banner, banner_problem=banner_problem,
+                     incomplete=incomplete or search.incomplete, warnings=search.warnings, excluded=excluded,
+                     total=search.total, fetched_at=time.time())

@@ -1,0 +1,1 @@
+"""Launches held by the app: typed state, the encrypted store bound to one browser, the per-request context."""

@@ -1,0 +1,145 @@
+"""An active launch as the views use it: its state, its EHR registration, and a usable access token.
+
+SMART App Launch 2.2 §Refresh access token: when the token has expired (or
+the FHIR server answers 401) the app renews it once, if a refresh token was
+granted, and replaces both tokens; otherwise, or when renewal fails, the
+launch's authorization has expired (:class:`AuthorizationExpired`). Never a loop.
+Concurrent requests of one launch (tabs, workers) are reconciled with the
+store's compare-and-swap: a request that loses the race uses the winner's token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, TypeVar
+
+from ..config import EhrRegistration, Settings
+from ..fhir.errors import FhirUnauthorized
+from ..http import OutboundError, OutboundSession
+from ..smart.authorization import refresh
+from ..smart.errors import SmartError
+from .errors import AuthorizationExpired, RegistrationRemoved
+from .state import ActiveLaunch, StoredLaunch
+from .store import LaunchStore
+
+log = logging.getLogger(__name__)
+
+EXPIRY_MARGIN_SECONDS = 10
+
+T = TypeVar("T")
+
+
+class LaunchContext:
+    """One active launch of this browser, for the length of one request (at most one token renewal)."""
+
+    def __init__(self, launch: StoredLaunch[ActiveLaunch], ehr: EhrRegistration, store: LaunchStore,
+                 settings: Settings, outbound: OutboundSession):
+        self.launch = launch
+        self.ehr = ehr
+        self._store = store
+        self.settings = settings
+        self.outbound = outbound
+        self._renewed = False
+
+    @classmethod
+    def load(cls, store: LaunchStore, settings: Settings, outbound: OutboundSession,
+             launch_id: str, browser_id: str | None) -> "LaunchContext":
+        """The active launch ``launch_id`` of this browser.
+
+        Raises :class:`~app.launches.errors.LaunchNotFound` (unknown, expired,
+        another browser's) or :class:`RegistrationRemoved`.
+        """
+        launch = store.get_active(launch_id, browser_id)
+        ehr = settings.find_ehr(launch.state.iss)
+        if ehr is None:
+            raise RegistrationRemoved()
+        return cls(launch, ehr, store, settings, outbound)
+
+    @property
+    def id(self) -> str:
+        """The launch id (opaque; in this launch's page URLs)."""
+        return self.launch.id
+
+    @property
+    def state(self) -> ActiveLaunch:
+        """The launch's current state."""
+        return self.launch.state
+
+    def access_token(self, now: float | None = None) -> str:
+        """A usable access token, renewed first when it expires within the margin (10 s)."""
+        now = time.time() if now is None else now
+        grant = self.state.grant
+        if grant.expires_at is not None and grant.expires_at <= now + EXPIRY_MARGIN_SECONDS:
+            return self.renew_token(grant.access_token)
+        return grant.access_token
+
+    def with_token(self, call: Callable[[str], T]) -> T:
+        """``call(access_token)``; on :class:`FhirUnauthorized` renew the token once and call again.
+
+        Raises :class:`AuthorizationExpired` when renewal is impossible or the
+        renewed token is refused too.
+        """
+        token = self.access_token()
+        try:
+            return call(token)
+        except FhirUnauthorized:
+            token = self.renew_token(token)
+        try:
+            return call(token)
+        except FhirUnauthorized:
+            raise AuthorizationExpired("renewed-token-refused") from None
+
+    def _adopt_concurrent_renewal(self, stale_access_token: str) -> str | None:
+        """The access token another request (tab, worker) stored meanwhile, adopting its state; else ``None``."""
+        fresher = self._store.reload(self.id)
+        if fresher is None or fresher.state.grant.access_token == stale_access_token:
+            return None
+        self.launch = fresher
+        return fresher.state.grant.access_token
+
+    def renew_token(self, stale_access_token: str) -> str:
+        """Renew the access token because ``stale_access_token`` expired or was refused (401).
+
+        Returns the new access token. Raises :class:`AuthorizationExpired`
+        without a refresh token, when the EHR refuses the refresh, or when this
+        request already renewed once.
+        """
+        if self._renewed:
+            raise AuthorizationExpired("renewed-token-refused")
+        self._renewed = True
+        adopted = self._adopt_concurrent_renewal(stale_access_token)
+        if adopted:
+            return adopted
+        grant = self.state.grant
+        if not grant.refresh_token:
+            raise AuthorizationExpired("no-refresh-token")
+        try:
+            new_grant = refresh(self.ehr, self.state.token_endpoint, previous=grant,
+                                redirect_uri=self.settings.redirect_uri, outbound=self.outbound)
+        except (SmartError, OutboundError) as exc:
+            log.info("token refresh refused for a launch: %s", type(exc).__name__)
+            adopted = self._adopt_concurrent_renewal(stale_access_token)  # it rotated the refresh token first
+            if adopted:
+                return adopted
+            raise AuthorizationExpired("refresh-refused") from None
+        self._write(lambda state: state.with_grant(new_grant))
+        return new_grant.access_token
+
+    def _write(self, change: Callable[[ActiveLaunch], ActiveLaunch]) -> bool:
+        """Apply ``change`` to the stored state with compare-and-swap, re-reading once if another request won."""
+        stored = self._store.update(self.launch, change(self.state))
+        if stored is None:
+            latest = self._store.reload(self.id)
+            if latest is None:
+                return False
+            stored = self._store.update(latest, change(latest.state))
+            if stored is None:
+                return False
+        self.launch = stored
+        return True
+
+    def keep_study_list(self, study_list) -> None:
+        """Cache ``study_list`` in the launch (skipped when another request changed the launch meanwhile)."""
+        if self._store.update(self.launch, self.state.with_study_list(study_list)) is None:
+            log.debug("study list cache not written: launch updated concurrently")

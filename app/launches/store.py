@@ -1,0 +1,224 @@
+"""Server-side launch store: one record per launch, in SQLite, encrypted at rest, bound to one browser.
+
+A launch starts *pending* (:class:`~app.launches.state.PendingLaunch`: OAuth
+``state`` and ``code_verifier`` kept here, never in the browser) and becomes
+*active* after the callback (:class:`~app.launches.state.ActiveLaunch`). The
+browser only holds an opaque binding id in the session cookie; the store
+answers "this launch, for this browser" itself (:meth:`LaunchStore.get_active`,
+:meth:`LaunchStore.claim`, :meth:`LaunchStore.check_pending`), comparing digests
+in constant time. The store survives restarts (file-backed), is shared by
+worker processes (WAL), and purges expired records.
+
+Payloads are JSON encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a
+key derived by HKDF-SHA256 from the app's ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import BrowserMismatch, LaunchNotFound, StateNotRecognised
+from .state import ActiveLaunch, PendingLaunch, StoredLaunch
+
+PENDING_LIFETIME_SECONDS = 600  # an unused OAuth state expires after 10 minutes
+LAUNCH_ID_BYTES = 24  # 32 URL-safe characters, 192 bits
+MAX_LAUNCH_ID_LENGTH = 128
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS launches (
+    id         TEXT PRIMARY KEY,
+    browser    TEXT NOT NULL,
+    state_hash TEXT UNIQUE,
+    status     TEXT NOT NULL CHECK (status IN ('pending', 'active')),
+    version    INTEGER NOT NULL DEFAULT 0,
+    expires    REAL NOT NULL,
+    payload    BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS launches_expires ON launches (expires);
+"""
+_COLUMNS = "id, browser, version, expires, payload"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _browser_matches(browser_digest: str, browser_id: str | None) -> bool:
+    """Constant-time check that ``browser_id`` (from the cookie) is the one the launch is bound to."""
+    return bool(browser_id) and hmac.compare_digest(browser_digest, _digest(browser_id))
+
+
+class LaunchStore:
+    """SQLite-backed launch store; safe across threads and processes (WAL, short transactions)."""
+
+    def __init__(self, path: str | os.PathLike, secret_key: str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                   info=b"imaging-smart-app launch store v1").derive(secret_key.encode("utf-8"))
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        self._local = threading.local()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+        os.chmod(self.path, 0o600)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = getattr(self._local, "db", None)
+        if db is None or getattr(self._local, "pid", None) != os.getpid():  # never share across fork
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, consistent always
+            self._local.db, self._local.pid = db, os.getpid()
+        yield db
+
+    def _seal(self, state: PendingLaunch | ActiveLaunch) -> bytes:
+        return self._fernet.encrypt(json.dumps(state.to_json(), separators=(",", ":")).encode("utf-8"))
+
+    def _open(self, blob: bytes) -> dict | None:
+        try:
+            return json.loads(self._fernet.decrypt(blob))
+        except InvalidToken:
+            return None  # written under another SECRET_KEY: treat as gone
+
+    def _pending(self, row) -> StoredLaunch[PendingLaunch] | None:
+        data = self._open(row[4])
+        return None if data is None else StoredLaunch(row[0], row[2], row[3], PendingLaunch.from_json(data))
+
+    def _active(self, row) -> StoredLaunch[ActiveLaunch] | None:
+        data = self._open(row[4])
+        return None if data is None else StoredLaunch(row[0], row[2], row[3], ActiveLaunch.from_json(data))
+
+    def create_pending(self, browser_id: str, state: str, pending: PendingLaunch, now: float | None = None) -> str:
+        """Store a pending launch bound to ``browser_id`` and OAuth ``state``; return its new launch id."""
+        now = time.time() if now is None else now
+        launch_id = secrets.token_urlsafe(LAUNCH_ID_BYTES)
+        payload = self._seal(pending)
+        with self._connect() as db:
+            db.execute("BEGIN")
+            try:
+                db.execute("DELETE FROM launches WHERE expires < ?", (now,))
+                db.execute(
+                    "INSERT INTO launches (id, browser, state_hash, status, expires, payload) VALUES (?,?,?,?,?,?)",
+                    (launch_id, _digest(browser_id), _digest(state), "pending", now + PENDING_LIFETIME_SECONDS,
+                     payload))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return launch_id
+
+    def check_pending(self, launch_id: str, browser_id: str | None,
+                      now: float | None = None) -> StoredLaunch[PendingLaunch]:
+        """The pending launch ``launch_id`` of this browser (its state left unused).
+
+        Raises :class:`LaunchNotFound` (unknown, expired, already called back),
+        :class:`BrowserMismatch` (another browser, or the cookie was blocked; the launch is discarded).
+        """
+        now = time.time() if now is None else now
+        if not launch_id or len(launch_id) > MAX_LAUNCH_ID_LENGTH:
+            raise LaunchNotFound()
+        with self._connect() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM launches "
+                             "WHERE id = ? AND status = 'pending' AND state_hash IS NOT NULL",
+                             (launch_id,)).fetchone()
+        launch = self._pending(row) if row is not None and row[3] >= now else None
+        if launch is None:
+            raise LaunchNotFound()
+        if not _browser_matches(row[1], browser_id):
+            self.discard(launch_id)
+            raise BrowserMismatch(launch.state)
+        return launch
+
+    def claim(self, state: str, browser_id: str | None, now: float | None = None) -> StoredLaunch[PendingLaunch]:
+        """Consume a pending ``state`` (single use, atomic) for this browser (RFC 6749 §10.12).
+
+        Raises :class:`StateNotRecognised` (unknown, used, older than 10 minutes),
+        :class:`BrowserMismatch` (another browser; the launch is discarded).
+        """
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            row = db.execute(
+                "UPDATE launches SET state_hash = NULL, version = version + 1 "
+                f"WHERE state_hash = ? AND status = 'pending' RETURNING {_COLUMNS}",
+                (_digest(state),)).fetchone()
+        launch = self._pending(row) if row is not None and row[3] >= now else None
+        if launch is None:
+            raise StateNotRecognised()
+        if not _browser_matches(row[1], browser_id):
+            self.discard(launch.id)
+            raise BrowserMismatch(launch.state)
+        return launch
+
+    def activate(self, launch_id: str, active: ActiveLaunch, lifetime_seconds: float,
+                 now: float | None = None) -> None:
+        """Turn a claimed pending launch into an active one holding ``active`` for ``lifetime_seconds``."""
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            db.execute("UPDATE launches SET status = 'active', version = version + 1, expires = ?, payload = ? "
+                       "WHERE id = ?", (now + lifetime_seconds, self._seal(active), launch_id))
+
+    def discard(self, launch_id: str) -> None:
+        """Delete a launch (failed or refused callback)."""
+        with self._connect() as db:
+            db.execute("DELETE FROM launches WHERE id = ?", (launch_id,))
+
+    def get_active(self, launch_id: str, browser_id: str | None,
+                   now: float | None = None) -> StoredLaunch[ActiveLaunch]:
+        """The active launch ``launch_id`` if it belongs to ``browser_id`` and has not expired.
+
+        Raises :class:`LaunchNotFound` otherwise (which of the three is not revealed).
+        """
+        now = time.time() if now is None else now
+        if not browser_id or not launch_id or len(launch_id) > MAX_LAUNCH_ID_LENGTH:
+            raise LaunchNotFound()
+        with self._connect() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM launches WHERE id = ? AND status = 'active'",
+                             (launch_id,)).fetchone()
+        if row is None or row[3] < now or not _browser_matches(row[1], browser_id):
+            raise LaunchNotFound()
+        launch = self._active(row)
+        if launch is None:
+            raise LaunchNotFound()
+        return launch
+
+    def reload(self, launch_id: str) -> StoredLaunch[ActiveLaunch] | None:
+        """Re-read an active launch by id (after a lost compare-and-swap; the browser was checked before)."""
+        with self._connect() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM launches WHERE id = ? AND status = 'active'",
+                             (launch_id,)).fetchone()
+        return None if row is None else self._active(row)
+
+    def update(self, launch: StoredLaunch[ActiveLaunch], state: ActiveLaunch) -> StoredLaunch[ActiveLaunch] | None:
+        """Replace ``launch``'s state with ``state`` if nobody changed it since it was read (compare-and-swap).
+
+        Returns the stored launch at its new version, or ``None`` when another
+        request (thread or worker) updated it first.
+        """
+        with self._connect() as db:
+            cursor = db.execute("UPDATE launches SET payload = ?, version = version + 1 WHERE id = ? AND version = ?",
+                                (self._seal(state), launch.id, launch.version))
+        if cursor.rowcount == 1:
+            return StoredLaunch(launch.id, launch.version + 1, launch.expires, state)
+        return None
+
+    def purge_expired(self, now: float | None = None) -> int:
+        """Delete expired launches; returns how many."""
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            return db.execute("DELETE FROM launches WHERE expires < ?", (now,)).rowcount

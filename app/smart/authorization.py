@@ -1,0 +1,147 @@
+"""SMART App Launch client: the authorize request (PKCE S256), the code exchange and refresh, with authlib.
+
+SMART App Launch 2.2 §App Launch: Launch and Authorization
+(§Obtain authorization code, §Obtain access token, §Refresh access token).
+The code exchange and refresh POST to the token endpoint discovered for the
+launch's ``iss``; tokens are returned to the caller and never logged.
+Failures are raised as :mod:`app.smart.errors` facts or transport facts.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+import requests
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+
+from ..config import EhrRegistration
+from ..http import OutboundSession, transport_error
+from .discovery import SmartConfiguration
+from .errors import AuthorizationRefused, InvalidTokenResponse, TokenEndpointError
+from .scopes import requested_scope
+from .tokens import TokenGrant, parse_token_response
+
+log = logging.getLogger(__name__)
+
+STATE_BYTES = 32          # 43 URL-safe characters, 256 bits (≥ 122 bits required by SMART 2.2)
+CODE_VERIFIER_BYTES = 48  # 64 characters of [A-Za-z0-9_-] (RFC 7636 §4.1: 43..128 of [A-Za-z0-9-._~])
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """A prepared authorize redirect: ``url`` to send the browser to, and the secrets kept server-side."""
+
+    url: str
+    state: str
+    code_verifier: str
+    scope: str
+
+
+def _oauth_client(ehr: EhrRegistration, redirect_uri: str, outbound: OutboundSession,
+                  scope: str | None = None) -> OAuth2Session:
+    """An authlib client for one exchange, sharing ``outbound``'s connection pools, timeout and retries.
+
+    Not closed after use: closing a session closes its adapters, which are ``outbound``'s.
+    """
+    secret = ehr.client_secret
+    oauth = OAuth2Session(
+        client_id=ehr.client_id, client_secret=secret,
+        token_endpoint_auth_method="client_secret_basic" if secret else "none",
+        redirect_uri=redirect_uri, scope=scope, code_challenge_method="S256",
+        default_timeout=outbound.default_timeout)
+    for prefix, adapter in outbound.adapters.items():
+        oauth.mount(prefix, adapter)  # keep-alive connections to the token endpoint across launches
+    oauth.headers["User-Agent"] = outbound.headers["User-Agent"]
+    oauth.register_compliance_hook("access_token_response", _refuse_redirect)
+    oauth.register_compliance_hook("refresh_token_response", _refuse_redirect)
+    return oauth
+
+
+def build_authorization_request(ehr: EhrRegistration, config: SmartConfiguration, *, iss: str,
+                                launch: str | None, redirect_uri: str,
+                                outbound: OutboundSession) -> AuthorizationRequest:
+    """Prepare the authorize redirect for an EHR launch (``launch`` given) or a standalone launch.
+
+    ``aud`` is ``iss`` exactly as received; PKCE is always S256 whatever the
+    server advertises; ``scope`` uses v2 syntax only when the server lists
+    ``permission-v2`` (SMART 2.2 §Obtain authorization code).
+    """
+    scope = requested_scope(ehr_launch=launch is not None, v2=config.uses_v2_scopes, extra=ehr.scopes)
+    code_verifier = secrets.token_urlsafe(CODE_VERIFIER_BYTES)
+    state = secrets.token_urlsafe(STATE_BYTES)
+    extra = {"aud": iss}
+    if launch is not None:
+        extra["launch"] = launch
+    oauth = _oauth_client(ehr, redirect_uri, outbound, scope)
+    url, _ = oauth.create_authorization_url(
+        config.authorization_endpoint, state=state, code_verifier=code_verifier, **extra)
+    return AuthorizationRequest(url=url, state=state, code_verifier=code_verifier, scope=scope)
+
+
+def refused_authorization(error: str, description: str | None) -> AuthorizationRefused:
+    """The fact for an ``error`` on the redirect (RFC 6749 §4.1.2.1)."""
+    return AuthorizationRefused(error, description)
+
+
+def _post_token(call, during: str) -> dict:
+    """Run an authlib token call; raise :class:`TokenEndpointError`, :class:`InvalidTokenResponse` or a transport fact."""
+    try:
+        response = call()
+    except _Redirected as exc:
+        raise TokenEndpointError(during, status=exc.status) from None
+    except OAuthError as exc:
+        raise TokenEndpointError(during, error=str(exc.error), description=str(exc.description or "") or None) \
+            from None
+    except requests.HTTPError as exc:
+        raise TokenEndpointError(during, status=exc.response.status_code) from None
+    except requests.RequestException as exc:
+        raise transport_error("token", exc) from None
+    except (ValueError, RecursionError):
+        raise InvalidTokenResponse("the answer is not a JSON object", during) from None
+    return dict(response)
+
+
+def _refuse_redirect(response: requests.Response) -> requests.Response:
+    """authlib compliance hook: a token endpoint answering 3xx is refused (its Location is never followed)."""
+    if 300 <= response.status_code < 400:
+        raise _Redirected(response.status_code)
+    return response
+
+
+class _Redirected(Exception):
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+def exchange_code(ehr: EhrRegistration, token_endpoint: str, *, code: str, code_verifier: str,
+                  redirect_uri: str, requested: str, outbound: OutboundSession,
+                  now: float | None = None) -> TokenGrant:
+    """POST the authorization code with its ``code_verifier`` and parse the token response.
+
+    Raises :class:`TokenEndpointError`, :class:`InvalidTokenResponse`,
+    :class:`~app.smart.errors.NoPatientContext`, or a transport fact
+    (:class:`~app.http.UpstreamTimeout`, :class:`~app.http.UpstreamUnreachable`).
+    """
+    oauth = _oauth_client(ehr, redirect_uri, outbound)
+    raw = _post_token(lambda: oauth.fetch_token(
+        token_endpoint, grant_type="authorization_code", code=code, code_verifier=code_verifier,
+        redirect_uri=redirect_uri), "code exchange")
+    return parse_token_response(raw, requested=requested, now=now)
+
+
+def refresh(ehr: EhrRegistration, token_endpoint: str, *, previous: TokenGrant, redirect_uri: str,
+            outbound: OutboundSession, now: float | None = None) -> TokenGrant:
+    """Refresh the access token (SMART 2.2 §Refresh access token); context carries over from ``previous``.
+
+    ``previous.refresh_token`` must be set. Raises like :func:`exchange_code`.
+    """
+    oauth = _oauth_client(ehr, redirect_uri, outbound)
+    raw = _post_token(lambda: oauth.refresh_token(
+        token_endpoint, refresh_token=previous.refresh_token),
+        "token refresh")
+    return previous.renewed(parse_token_response(raw, requested=previous.scope, now=now, require_patient=False,
+                                                 during="token refresh"))

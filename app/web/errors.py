@@ -1,0 +1,226 @@
+"""The one place where failures become what a clinician reads: title, detail, action and HTTP status.
+
+Low layers raise protocol facts (:mod:`app.smart.errors`, :mod:`app.fhir.errors`,
+:mod:`app.launches.errors`, transport facts of :mod:`app.http`); views raise
+:class:`PageError` for problems with the request itself. :func:`describe` maps
+each to an :class:`ErrorPage`; :func:`register_error_handlers` renders it with
+the right status and no traceback. Pages never contain tokens; upstream text
+is only ever rendered escaped (Jinja autoescape).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from flask import Flask, render_template
+from werkzeug.exceptions import HTTPException
+
+from ..fhir.errors import FhirBadContent, FhirError, FhirHttpError, FhirRedirect
+from ..http import OutboundError, UpstreamTimeout
+from ..launches.errors import (AuthorizationExpired, BrowserMismatch, LaunchNotFound, RegistrationRemoved,
+                               StateNotRecognised)
+from ..smart.errors import (AuthorizationRefused, DiscoveryFailed, InvalidTokenResponse, NoPatientContext,
+                            TokenEndpointError)
+
+log = logging.getLogger(__name__)
+
+RELAUNCH_FROM_CHART = "Close the app and launch it again from the patient's chart."
+RETRY_LATER = "Try again in a moment. If it keeps failing, contact your EHR administrator."
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """What the error page shows: ``status``, ``title`` (one line), ``detail`` (may quote upstream text),
+    ``action`` (what to do next), ``relaunch_url`` (a link that starts the launch again, when one can work)."""
+
+    status: int
+    title: str
+    detail: str = ""
+    action: str = RELAUNCH_FROM_CHART
+    relaunch_url: str | None = None
+
+
+class PageError(Exception):
+    """A problem with the request itself, found by a view; carries its page."""
+
+    def __init__(self, page: ErrorPage):
+        super().__init__(page.title)
+        self.page = page
+
+
+def bad_launch_request(detail: str, title: str = "This launch is malformed",
+                       action: str = RELAUNCH_FROM_CHART) -> PageError:
+    """A 400 for a launch request that cannot be started."""
+    return PageError(ErrorPage(400, title, detail, action))
+
+
+def unknown_iss() -> PageError:
+    """The launch names a FHIR server this app is not registered with (no request is sent to it)."""
+    return PageError(ErrorPage(
+        400, "This app is not registered with that EHR",
+        "The launch named a FHIR server that is not in this app's registration.",
+        "Ask your EHR administrator to register the app for this FHIR server, or launch it from a registered EHR."))
+
+
+def _with_outcome(text: str, outcome: str) -> str:
+    return f"{text} ({outcome})" if outcome else text
+
+
+_INTERACTIONS = {("ImagingStudy", "search"): "the imaging study search", ("Patient", "read"): "the patient read"}
+
+
+def _fhir_what(exc: FhirError) -> str:
+    return _INTERACTIONS.get((exc.resource_type, exc.interaction), f"the {exc.resource_type} {exc.interaction}")
+
+
+def _fhir_page(exc: FhirError) -> ErrorPage:
+    what = _fhir_what(exc)
+    if isinstance(exc, FhirHttpError):
+        if exc.status == 403 and exc.resource_type == "ImagingStudy":
+            return ErrorPage(403, "The EHR did not grant access to imaging studies",
+                             f"The FHIR server refused {what} (HTTP 403{': ' + exc.outcome if exc.outcome else ''}).",
+                             "Ask your EHR administrator to allow this app to read ImagingStudy, then launch it again.")
+        return ErrorPage(502, "The EHR's FHIR server could not be read",
+                         _with_outcome(f"The FHIR server answered HTTP {exc.status} for {what}", exc.outcome) + ".",
+                         RETRY_LATER)
+    if isinstance(exc, FhirRedirect):
+        return ErrorPage(502, "The EHR's FHIR server could not be read",
+                         f"The FHIR server answered HTTP {exc.status} (a redirect) for {what}; "
+                         "the app does not send its token to redirected locations.", RETRY_LATER)
+    if isinstance(exc, FhirBadContent):
+        detail = {
+            "content-type": f"The FHIR server answered {what} with an unexpected content type ({exc.media_type}) "
+                            "instead of FHIR JSON.",
+            "invalid-json": f"The FHIR server's answer to {what} was not valid JSON.",
+            "not-a-resource": f"The FHIR server's answer to {what} is not a FHIR resource.",
+            "wrong-resource-type": _with_outcome(f"The FHIR server answered {what} with a {exc.found or 'resource'} "
+                                                 "of the wrong type", exc.outcome) + ".",
+        }.get(exc.problem, f"The FHIR server's answer to {what} could not be used.")
+        return ErrorPage(502, "The EHR's FHIR server sent an unexpected answer", detail, RETRY_LATER)
+    return ErrorPage(502, "The EHR's FHIR server could not be read", f"{what} failed.", RETRY_LATER)
+
+
+_DISCOVERY = {
+    "timeout": ("The EHR's FHIR server could not be reached (no answer in time).",
+                "Check that the EHR is up, then launch the app again."),
+    "unreachable": ("The EHR's FHIR server could not be reached (connection failed).",
+                    "Check that the EHR is up, then launch the app again."),
+    "insecure-endpoint": ("The server's authorization or token endpoint is not https; "
+                          "the app does not send codes or tokens in clear.",
+                          "Contact your EHR administrator."),
+}
+
+
+def _discovery_page(exc: DiscoveryFailed) -> ErrorPage:
+    detail, action = _DISCOVERY.get(exc.reason, (
+        "Neither .well-known/smart-configuration nor the CapabilityStatement (metadata) named an "
+        "authorization and a token endpoint.",
+        "The EHR's FHIR server did not say where to sign in. Try again later or contact your EHR administrator."))
+    return ErrorPage(502, "SMART discovery failed for this server", detail, action)
+
+
+_TRANSPORT_WHAT = {"token": "The token endpoint", "fhir": "The FHIR server", "discovery": "The EHR's FHIR server"}
+
+
+def _transport_page(exc: OutboundError) -> ErrorPage:
+    who = _TRANSPORT_WHAT.get(exc.kind, "The EHR")
+    if isinstance(exc, UpstreamTimeout):
+        return ErrorPage(504, "The EHR did not answer in time", f"{who} did not answer in time.", RETRY_LATER)
+    cause = getattr(exc, "cause", "")
+    return ErrorPage(502, "The EHR could not be reached",
+                     f"Could not connect: {who.lower()} could not be reached{f' ({cause})' if cause else ''}.",
+                     RETRY_LATER)
+
+
+def _token_page(exc: TokenEndpointError) -> ErrorPage:
+    if exc.error:
+        detail = f"During the {exc.during}, the token endpoint answered: {exc.error}" + \
+            (f": {exc.description}" if exc.description else "")
+    elif exc.status and 300 <= exc.status < 400:
+        detail = (f"The token endpoint answered HTTP {exc.status} (a redirect) during the {exc.during}; "
+                  "the app does not send codes or tokens to redirected locations.")
+    else:
+        detail = f"The token endpoint answered HTTP {exc.status} during the {exc.during}."
+    return ErrorPage(502, "The EHR did not complete the sign-in", detail,
+                     "Launch the app again from the patient's chart. If it keeps failing, contact your EHR administrator.")
+
+
+_EXPIRED = {
+    "no-refresh-token": "The access token has expired and the EHR granted no refresh token.",
+    "refresh-refused": "The EHR did not renew the session.",
+    "renewed-token-refused": "The FHIR server refused the renewed token.",
+}
+
+
+def describe(exc: BaseException) -> ErrorPage:
+    """The page for ``exc``; an unexpected exception gives a generic 500 page (and is logged by the caller)."""
+    if isinstance(exc, PageError):
+        return exc.page
+    if isinstance(exc, FhirError):
+        return _fhir_page(exc)
+    if isinstance(exc, OutboundError):
+        return _transport_page(exc)
+    if isinstance(exc, DiscoveryFailed):
+        return _discovery_page(exc)
+    if isinstance(exc, AuthorizationRefused):
+        detail = f"{exc.error}: {exc.description}" if exc.description else exc.error
+        if exc.error == "access_denied":
+            return ErrorPage(403, "Access was denied in the EHR", detail,
+                             "The app needs your approval in the EHR to show imaging. Launch it again and allow access.")
+        return ErrorPage(502, "The EHR refused the sign-in request", detail,
+                         "Launch the app again from the patient's chart. If it keeps failing, contact your EHR administrator.")
+    if isinstance(exc, TokenEndpointError):
+        return _token_page(exc)
+    if isinstance(exc, InvalidTokenResponse):
+        return ErrorPage(502, "The EHR did not complete the sign-in",
+                         f"The token response of the {exc.during} cannot be used: {exc.problem}.",
+                         "Launch the app again from the patient's chart. If it keeps failing, contact your EHR administrator.")
+    if isinstance(exc, NoPatientContext):
+        return ErrorPage(400, "This launch carried no patient", "The EHR's token response has no patient.",
+                         "Open a patient's chart in the EHR and launch the app from there.")
+    if isinstance(exc, (LaunchNotFound, RegistrationRemoved)):
+        return ErrorPage(404, "This launch is not available", "",
+                         "It may have expired. Relaunch the app from the patient's chart.")
+    if isinstance(exc, StateNotRecognised):
+        return ErrorPage(400, "Could not verify this launch, please relaunch",
+                         "The state is missing, unknown, already used, or expired.",
+                         "Close this window and launch the app again from the patient's chart.")
+    if isinstance(exc, BrowserMismatch):
+        return ErrorPage(400, "Could not verify this launch, please relaunch",
+                         "This browser did not start the launch, or it blocked the app's cookie.",
+                         "Close this window and launch the app again from the patient's chart.")
+    if isinstance(exc, AuthorizationExpired):
+        return ErrorPage(401, "Your session has expired", _EXPIRED.get(exc.reason, ""), "Relaunch the app from the EHR.")
+    return ErrorPage(500, "Something went wrong", "An unexpected error occurred in the imaging app.")
+
+
+def _render(page: ErrorPage):
+    try:
+        return render_template("error.html", error=page), page.status
+    except Exception:  # the error path itself must not fail
+        log.exception("error page could not be rendered")
+        return f"{page.status} {page.title}", page.status, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def register_error_handlers(app: Flask, relaunch_url_for=None) -> None:
+    """Render every failure as the app's error page.
+
+    ``relaunch_url_for(exc) -> str | None`` adds a relaunch link where one can work.
+    """
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        return _render(ErrorPage(error.code or 500, error.name, error.description or "",
+                                 "Go back to the patient's chart and try again."))
+
+    @app.errorhandler(Exception)
+    def _failure(error: Exception):
+        page = describe(error)
+        if page.status == 500:
+            log.exception("unexpected error")
+        if relaunch_url_for is not None and page.relaunch_url is None:
+            url = relaunch_url_for(error)
+            if url:
+                page = replace(page, relaunch_url=url)
+        return _render(page)

@@ -1,0 +1,151 @@
+"""What the study-list page shows, computed once per request: :class:`StudyListPage`, read by ``studies.html``.
+
+The view hands over the launch's list and the request's arguments; every
+per-row string (links, RAD-106 viewer URLs) is computed here, not in the template.
+Viewer URLs are built only for studies of the launch's own list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import quote, urlencode
+
+from ..config import ViewerSettings
+from ..display.iid import DisplayOptions, IIDRequestError, patient_request, study_request
+from ..fhir.imaging import StudySummary
+from ..fhir.study_list import StudyList
+from .search import StudyQuery
+
+MAX_COMPARE = 4
+DISPLAY_ROWS = 200  # rows rendered at first; "Show older studies" adds more (filters search them all)
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One rendered row: the study, its link in this launch, its RAD-106 URL (``None``: viewer off)."""
+
+    study: StudySummary
+    href: str
+    viewer_url: str | None
+
+    @property
+    def selected_label(self) -> str:
+        """What the viewer bar says for this study."""
+        return f"{self.study.description or 'Study'} {self.study.started_display}".strip()
+
+
+@dataclass(frozen=True)
+class StudyListPage:
+    """Everything ``studies.html`` reads.
+
+    ``rows``: the rows rendered (newest first, at most ``show``); ``matching``:
+    how many studies pass the filter; ``more``: how many of those are not
+    rendered; ``selected``: the studies in the viewer (at most 4);
+    ``missing_selection`` / ``dropped_selection``: requested studies not in the
+    list / beyond the comparison limit; ``complete``: every study is on the page,
+    so the live filter may run without a reload.
+    """
+
+    launch_id: str
+    patient_id: str
+    study_list: StudyList
+    show_banner: bool
+    viewer: ViewerSettings
+    query: StudyQuery
+    rows: list[StudyRow]
+    matching: int
+    more: int
+    show_more_url: str | None
+    selected: list[StudySummary]
+    viewer_url: str | None
+    missing_selection: int
+    dropped_selection: int
+    patient_viewer_url: str | None
+    all_modalities: list[str]
+    page_url: str
+    max_compare: int = MAX_COMPARE
+
+    @property
+    def banner(self):
+        """The patient banner, or ``None`` when it could not be read."""
+        return self.study_list.banner
+
+    @property
+    def selected_ids(self) -> list[str]:
+        """FHIR ids of the studies in the viewer."""
+        return [s.id for s in self.selected if s.id]
+
+    @property
+    def next_batch(self) -> int:
+        """How many rows "Show older studies" adds."""
+        return min(self.more, DISPLAY_ROWS)
+
+    @property
+    def complete(self) -> bool:
+        """True when the unfiltered list is entirely on the page (the live filter can work in place)."""
+        return not (self.more or self.query.active)
+
+    @property
+    def viewer_title(self) -> str:
+        """The viewer bar's title."""
+        if not self.selected:
+            return "No study selected"
+        return " · ".join(f"{s.description or 'Study'} {s.started_display}" for s in self.selected)
+
+
+def display_options(viewer: ViewerSettings) -> DisplayOptions:
+    """RAD-106 request-wide options from the viewer settings."""
+    return DisplayOptions(viewer.viewer_type, viewer.diagnostic_quality, viewer.key_images_only)
+
+
+def viewer_url_for(viewer: ViewerSettings, studies: list[StudySummary]) -> str | None:
+    """RAD-106 STUDY request for the viewable studies among ``studies`` (all from the launch's list), else ``None``."""
+    uids = [s.study_instance_uid for s in studies if s.viewable]
+    if not uids:
+        return None
+    return study_request(viewer.base_url, study_uids=uids, options=display_options(viewer))
+
+
+def patient_viewer_url(viewer: ViewerSettings, study_list: StudyList) -> str | None:
+    """RAD-106 PATIENT request for the launch patient, when the EHR gave an MRN with an OID issuer."""
+    banner = study_list.banner
+    if banner is None or not banner.mrn or not banner.mrn_issuer_oid:
+        return None
+    try:
+        return patient_request(viewer.base_url, patient_id=banner.mrn,
+                               assigning_authority_oid=banner.mrn_issuer_oid, options=display_options(viewer))
+    except IIDRequestError:
+        return None
+
+
+def build_study_list_page(*, launch_id: str, patient_id: str, study_list: StudyList, show_banner: bool,
+                          viewer: ViewerSettings, query: StudyQuery, requested_ids: list[str], show: int,
+                          page_url: str) -> StudyListPage:
+    """Compute the page for one request.
+
+    ``requested_ids``: the ``study`` arguments (FHIR ids, in order, duplicates
+    ignored); ``show``: how many matching rows to render (≥ 200);
+    ``page_url``: this launch's list URL (row links and "show older" are built on it).
+    """
+    requested = list(dict.fromkeys(requested_ids))
+    wanted = requested[:MAX_COMPARE]
+    selected = [s for s in (study_list.find(i) for i in wanted) if s is not None]
+    matches = query.select(study_list.studies)
+    options = display_options(viewer)
+    rows = [StudyRow(s, f"{page_url}?study={quote(s.id or '', safe='')}",
+                     study_request(viewer.base_url, study_uids=[s.study_instance_uid], options=options)
+                     if s.viewable else None)
+            for s in matches[:show]]
+    more = len(matches) - len(rows)
+    show_more_url = None
+    if more:
+        args = [("show", show + DISPLAY_ROWS), ("modality", query.modality), ("q", query.text)] + \
+            [("study", i) for i in wanted]
+        show_more_url = page_url + "?" + urlencode([(k, v) for k, v in args if v != ""])
+    return StudyListPage(
+        launch_id=launch_id, patient_id=patient_id, study_list=study_list, show_banner=show_banner, viewer=viewer,
+        query=query, rows=rows, matching=len(matches), more=more, show_more_url=show_more_url, selected=selected,
+        viewer_url=viewer_url_for(viewer, selected), missing_selection=len(wanted) - len(selected),
+        dropped_selection=len(requested) - len(wanted), patient_viewer_url=patient_viewer_url(viewer, study_list),
+        all_modalities=sorted({m for s in study_list.studies for m in s.modalities}), page_url=page_url)

@@ -1,0 +1,53 @@
+"""The study-list filter: one implementation, used for the page and for the list's live filter (``/matches``).
+
+A study matches when it has the chosen modality (if any) and every word of
+the free text occurs in its description, accession number, date or
+modalities (case- and accent-insensitive, NFKC-normalised).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..fhir.imaging import StudySummary
+
+MAX_QUERY_LENGTH = 200
+
+
+def normalise(text: str) -> str:
+    """Case-folded, NFKC-normalised, accents removed, white space collapsed."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
+def search_text(study: StudySummary) -> str:
+    """The normalised text a study is searched by."""
+    return normalise(" ".join(filter(None, (study.description, study.accession_number, study.started_display,
+                                            " ".join(study.modalities)))))
+
+
+@dataclass(frozen=True)
+class StudyQuery:
+    """A list filter: ``modality`` (a DICOM modality code or ``""``), ``text`` (free text, at most 200 characters)."""
+
+    modality: str = ""
+    text: str = ""
+
+    @classmethod
+    def from_args(cls, modality: str | None, text: str | None) -> "StudyQuery":
+        """From request arguments (missing ones empty; the text cut to 200 characters)."""
+        return cls(modality=(modality or "")[:16], text=(text or "")[:MAX_QUERY_LENGTH])
+
+    @property
+    def active(self) -> bool:
+        """True when anything is filtered."""
+        return bool(self.modality or self.text.strip())
+
+    def select(self, studies: Iterable[StudySummary]) -> list[StudySummary]:
+        """The studies matching this query, in the given order."""
+        words = normalise(self.text).split()
+        return [s for s in studies
+                if (not self.modality or self.modality in s.modalities)
+                and all(w in search_text(s) for w in words)]

@@ -1,0 +1,176 @@
+"""Web views: start page, SMART launch and callback, the study list with its viewer pane.
+
+Routes
+``GET /``                         start page (standalone launch: pick an EHR)
+``GET /launch?iss=…[&launch=…]``  EHR launch (with ``launch``) or standalone launch (SMART 2.2 §Launch App)
+``GET /launch/check/<launch_id>`` cookie check for launches inside an EHR iframe
+``GET /callback?code=…&state=…``  OAuth2 redirect (SMART 2.2 §Obtain authorization code, response)
+``GET /l/<launch_id>/``           the patient's studies; ``study`` (repeatable) selects what the viewer shows
+``GET /l/<launch_id>/matches``    ids of the studies matching ``q`` / ``modality`` (the list's live filter)
+``GET /healthz``                  liveness
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, after_this_request, redirect, render_template, request, url_for
+
+from ..fhir.study_list import StudyList
+from ..launches.context import LaunchContext
+from ..launches.errors import BrowserMismatch
+from ..launches.state import ActiveLaunch, PendingLaunch, StoredLaunch
+from ..launches.study_lists import load_study_list
+from ..smart.authorization import build_authorization_request, exchange_code, refused_authorization
+from ..smart.scopes import allows_search
+from .errors import ErrorPage, PageError, bad_launch_request, unknown_iss
+from .presenter import DISPLAY_ROWS, build_study_list_page
+from .search import StudyQuery
+from .security import browser_binding, ensure_browser_binding, in_iframe
+from .services import services
+
+bp = Blueprint("views", __name__)
+
+MAX_LAUNCH_LENGTH = 4096
+
+
+@bp.get("/")
+def start():
+    """Start page: the registered EHRs, each a standalone-launch link."""
+    return render_template("start.html", ehrs=[e for e in services().settings.ehrs if e.standalone])
+
+
+def relaunch_url(iss: str, launch: str | None = None) -> str:
+    """The app's launch URL for ``iss`` (and an EHR ``launch`` id, when it can still be used)."""
+    return url_for("views.launch") + "?" + urlencode({"iss": iss, **({"launch": launch} if launch else {})})
+
+
+@bp.get("/launch")
+def launch():
+    """Start a launch: check ``iss``, discover, prepare PKCE and state, redirect to ``authorize``."""
+    svc = services()
+    iss = request.args.get("iss", "")
+    launch_param = request.args.get("launch")
+    if not iss:
+        raise bad_launch_request("The launch request has no iss (FHIR server) parameter.",
+                                 title="This launch is incomplete",
+                                 action="Launch the app from the EHR, or choose an EHR on the app's start page.")
+    ehr = svc.settings.find_ehr(iss)
+    if ehr is None:
+        raise unknown_iss()
+    if launch_param is not None and not (0 < len(launch_param) <= MAX_LAUNCH_LENGTH):
+        raise bad_launch_request("The launch parameter is empty or too long.")
+    smart_config = svc.discovery.discover(iss)
+    auth_request = build_authorization_request(ehr, smart_config, iss=iss, launch=launch_param,
+                                               redirect_uri=svc.settings.redirect_uri, outbound=svc.outbound)
+    binding, created = ensure_browser_binding()
+    launch_id = svc.store.create_pending(binding, auth_request.state, PendingLaunch(
+        iss=iss, launch=launch_param, code_verifier=auth_request.code_verifier, scope=auth_request.scope,
+        token_endpoint=smart_config.token_endpoint, authorize_url=auth_request.url))
+    if created and in_iframe():
+        return redirect(url_for("views.launch_check", launch_id=launch_id), 303)
+    return redirect(auth_request.url, 303)
+
+
+@bp.get("/launch/check/<launch_id>")
+def launch_check(launch_id: str):
+    """Inside an EHR iframe: continue only if the browser kept the cookie, else offer a new window."""
+    try:
+        pending = services().store.check_pending(launch_id, browser_binding())
+    except BrowserMismatch as exc:
+        return render_template("cookie_blocked.html",
+                               relaunch_url=relaunch_url(exc.pending.iss, exc.pending.launch)), 409
+    return redirect(pending.state.authorize_url, 303)
+
+
+@bp.get("/callback")
+def callback():
+    """OAuth2 redirect: claim ``state`` for this browser, handle ``error``, exchange the code, keep the context."""
+    svc = services()
+    claimed = svc.store.claim(request.args.get("state") or "", browser_binding())
+    try:
+        active = _complete_authorization(claimed.state)
+    except BaseException:
+        svc.store.discard(claimed.id)  # the one place a failed callback ends
+        raise
+    svc.store.activate(claimed.id, active, svc.settings.launch_lifetime_seconds)
+    query = {"study": active.grant.preselected_study_id} if active.grant.preselected_study_id else {}
+    return redirect(url_for("views.studies", launch_id=claimed.id, **query), 303)
+
+
+def _complete_authorization(pending: PendingLaunch) -> ActiveLaunch:
+    """The callback after its state was claimed: the EHR's answer, the code exchange, the granted scope."""
+    svc = services()
+    if request.args.get("error"):
+        raise refused_authorization(request.args["error"], request.args.get("error_description"))
+    code = request.args.get("code")
+    if not code:
+        raise PageError(ErrorPage(400, "Could not verify this launch, please relaunch",
+                                  "The EHR's answer carried no authorization code.",
+                                  "Close this window and launch the app again from the patient's chart."))
+    ehr = svc.settings.find_ehr(pending.iss)
+    if ehr is None:
+        raise unknown_iss()
+    grant = exchange_code(ehr, pending.token_endpoint, code=code, code_verifier=pending.code_verifier,
+                          redirect_uri=svc.settings.redirect_uri, requested=pending.scope, outbound=svc.outbound)
+    if not allows_search(grant.scope, "ImagingStudy"):
+        raise PageError(ErrorPage(
+            403, "The EHR did not grant access to imaging studies",
+            "The granted scope does not include searching ImagingStudy.",
+            "Ask your EHR administrator to allow this app to read ImagingStudy, then launch it again."))
+    return ActiveLaunch(iss=pending.iss, launch=pending.launch, patient=grant.patient, grant=grant,
+                        token_endpoint=pending.token_endpoint)
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    try:
+        return min(max(int(request.args.get(name, default)), low), high)
+    except ValueError:
+        return default
+
+
+def _launch_list(launch_id: str) -> tuple[LaunchContext, StudyList]:
+    """This browser's launch and its study list; a freshly fetched list is kept after the response is sent."""
+    svc = services()
+    context = LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, browser_binding())
+    study_list, fetched = load_study_list(context, svc.executor, force=request.args.get("refresh") == "1")
+    if fetched:
+        @after_this_request
+        def _keep_list(response):
+            response.call_on_close(lambda: context.keep_study_list(study_list))
+            return response
+    return context, study_list
+
+
+@bp.get("/l/<launch_id>/")
+def studies(launch_id: str):
+    """The launch patient's studies, and the selected ones in the viewer pane."""
+    context, study_list = _launch_list(launch_id)
+    page = build_study_list_page(
+        launch_id=launch_id, patient_id=context.state.patient, study_list=study_list,
+        show_banner=context.state.grant.need_patient_banner, viewer=services().settings.viewer,
+        query=StudyQuery.from_args(request.args.get("modality"), request.args.get("q")),
+        requested_ids=request.args.getlist("study"), show=_int_arg("show", DISPLAY_ROWS, DISPLAY_ROWS, 100_000),
+        page_url=url_for("views.studies", launch_id=launch_id))
+    return render_template("studies.html", page=page)
+
+
+@bp.get("/l/<launch_id>/matches")
+def matches(launch_id: str):
+    """``{"ids": [...], "count": n}``: the studies of this launch's list matching ``q`` and ``modality``."""
+    _, study_list = _launch_list(launch_id)
+    selected = StudyQuery.from_args(request.args.get("modality"), request.args.get("q")).select(study_list.studies)
+    return {"ids": [s.id for s in selected], "count": len(selected)}
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness probe for load balancers (no PHI)."""
+    return {"status": "ok"}
+
+
+def relaunch_url_for(exc: BaseException) -> str | None:
+    """A relaunch link for a failed callback: only a standalone launch can be restarted (an EHR launch id is used up)."""
+    if isinstance(exc, BrowserMismatch) and not exc.pending.launch:
+        return relaunch_url(exc.pending.iss)
+    return None
