@@ -91,11 +91,6 @@ def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str
     return config
 
 
-def fhir_base_url(config: Mapping[str, Any]) -> str:
-    """FHIR base (the ``iss``): ``PUBLIC_BASE_URL + "/fhir"``."""
-    return config["PUBLIC_BASE_URL"] + "/fhir"
-
-
 def origin_of(url: str) -> str:
     """Return ``scheme://host[:port]`` of *url* (used for CSP source lists)."""
     parts = urlsplit(url)

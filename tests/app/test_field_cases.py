@@ -282,7 +282,37 @@ def test_c07_repeating_next_link_stops_paging_and_dedupes(ehr):
     response = _open_list(ehr, ehr.authorized(good_token()))
     page = response.get_data(as_text=True)
     assert _ids_in(page) == ["is-1", "is-2", "is-3"]
-    assert len(ehr.calls_to("/ImagingStudy")) <= 3
+    assert len(ehr.calls_to("/ImagingStudy")) == 2  # the first page, the looping page once
+    assert "the server repeated a page link; paging was stopped" in page
+
+
+@pytest.mark.parametrize("status, body, reason", [
+    (500, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception",
+                                                          "diagnostics": "database down"}]},
+     "page 2 could not be read (HTTP 500: database down)"),
+    (200, {"resourceType": "OperationOutcome", "issue": []}, "page 2 was not a Bundle"),
+])
+def test_a_failed_later_page_keeps_the_first_and_says_the_list_is_incomplete(ehr, status, body, reason):
+    ehr.well_known()
+    _patient(ehr)
+    next_url = f"{ISS}/ImagingStudy?patient={PATIENT}&page=2"
+    first = searchset([study("is-1", UID_A), study("is-2", UID_B, "2023-05-01T00:00:00Z")], next_url=next_url,
+                      total=4)
+
+    def answer(request):
+        import json
+        if "page=2" in request.url:
+            return status, {"Content-Type": FHIR_JSON}, json.dumps(body)
+        return 200, {"Content-Type": FHIR_JSON}, json.dumps(first)
+
+    ehr.mock.add_callback(responses.GET, f"{ISS}/ImagingStudy", callback=answer)
+    response = _open_list(ehr, ehr.authorized(good_token()))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert _ids_in(page) == ["is-1", "is-2"]
+    assert f"<strong>List incomplete:</strong> {reason}." in page
+    assert "(2 of 4)" in page
+    assert len(ehr.calls_to("/ImagingStudy")) == 2
 
 
 def test_page_cap_is_enforced_and_reported(ehr):

@@ -6,7 +6,7 @@ import pytest
 
 from app.dicom import normalize_study_uid
 from app.fhir.imaging import newest_first, summarize
-from tests.support import UID_A, fixture_json
+from tests.support import UID_A, fixture_json, own_fixture
 
 UID_EXAMPLE = "2.16.124.113543.6003.1154777499.30246.19789.3503430045"
 UID_EXAMPLE_XR = "2.16.124.113543.6003.1154777499.30246.19789.3503430046"
@@ -28,10 +28,26 @@ def test_every_shared_fixture(name, uid, started, modalities, accession, series,
     assert summary.study_instance_uid == uid
     assert summary.viewable
     assert summary.started == started
-    assert summary.started_display == "2011-01-01 11:01" if started.startswith("2011") else "2017-01-01 11:01"
+    assert summary.started_display == started[:10] + " " + started[11:16]
     assert summary.modalities == modalities
     assert summary.accession_number == accession
     assert (summary.number_of_series, summary.number_of_instances) == (series, instances)
+
+
+@pytest.mark.parametrize("name, uid, started_display, modalities, accession, description, series, instances", [
+    ("imaging-dstu2.json", "2.25.1001", "2012-03-04 05:06", ("MR",), "DSTU2-ACC", "MR Knee Left", 2, 5),
+    ("imaging-stu3.json", "2.25.1002", "2013-04-05 06:07", ("US",), "STU3-ACC", "US Abdomen", 1, 2),
+    ("imaging-r4.json", "2.25.1003", "2014-05-06 07:08", ("CT",), "R4-ACC", "CT Chest Axial", 1, 40),
+    ("imaging-r5.json", "2.25.1004", "2015-06-07 08:09", ("DX",), "R5-ACC", "XR Wrist 3 Views", 1, 3),
+])
+def test_every_fhir_version_shape(name, uid, started_display, modalities, accession, description, series, instances):
+    """The app's own examples: DSTU2 ``uid``/``accession``/``modalityList``, STU3 typed accession and
+    ``procedureCode``, R4 identifiers and Coding modality, R5 CodeableConcept modality and ``basedOn`` accession."""
+    summary = summarize(own_fixture(name))
+    assert (summary.study_instance_uid, summary.started_display, summary.modalities, summary.accession_number,
+            summary.description, summary.number_of_series, summary.number_of_instances) == \
+        (uid, started_display, modalities, accession, description, series, instances)
+    assert summary.viewable
 
 
 def test_xr_description_comes_from_procedure_or_series():

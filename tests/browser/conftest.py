@@ -9,12 +9,12 @@ written to ``test-artifacts/<test name>/``.
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.environment import require
 from tests.support import REPO
 
 from .servers import CHROMIUM, chromium_available, launch_chromium, save_artifacts, start_servers
@@ -34,11 +34,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian Chromium for the session; skipped when absent, except on CI (``CI=true``): fail."""
-    if not chromium_available():
-        message = f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI must run the browser tests", pytrace=False)
-        pytest.skip(message)
+    require(chromium_available(), f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium)")
     expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
