@@ -1,0 +1,56 @@
+"""The study-list presenter as the template receives it (Flask-Testing: the template's context, not its HTML)."""
+
+from __future__ import annotations
+
+import responses
+from flask_testing import TestCase
+
+from app import create_app
+from tests.app.conftest import MockedEhr, good_token
+from tests.support import ISS, PATIENT, UID_A, UID_B, VIEWER, query_of, registration, searchset, study
+
+
+class StudyListPageTest(TestCase):
+    """Launches against a mocked EHR, then reads the ``page`` handed to ``studies.html``."""
+
+    render_templates = True
+
+    def create_app(self):
+        import tempfile
+        self._tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self._tmp.cleanup)
+        return create_app(registration(), secret_key="presenter", store_path=f"{self._tmp.name}/s.sqlite3")
+
+    def setUp(self):
+        self.mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+        self.mock.start()
+        self.addCleanup(self.mock.stop)
+        self.addCleanup(self.mock.reset)
+        self.ehr = MockedEhr(self.client, self.mock)
+        self.ehr.well_known()
+        self.mock.get(f"{ISS}/Patient/{PATIENT}", json={"resourceType": "Patient", "id": PATIENT})
+        self.mock.get(f"{ISS}/ImagingStudy", json=searchset([
+            study("is-ct", UID_A, "2024-03-01T10:00:00Z", modality="CT", description="CT Head"),
+            study("is-mr", UID_B, "2023-03-01T10:00:00Z", modality="MR", description="MR Knee"),
+            study("is-none", None, "2022-03-01T10:00:00Z", modality="MR", description="MR Old")]))
+        callback = self.ehr.authorized(good_token())
+        self.list_url = callback.headers["Location"]
+
+    def test_page_rows_selection_and_viewer_url(self):
+        self.client.get(self.list_url, query_string={"study": ["is-mr", "is-ct", "is-mr", "unknown"]})
+        self.assertTemplateUsed("studies.html")
+        page = self.get_context_variable("page")
+        self.assertEqual([r.study.id for r in page.rows], ["is-ct", "is-mr", "is-none"])
+        self.assertEqual(page.rows[0].viewer_url, f"{VIEWER}?requestType=STUDY&studyUID={UID_A}&viewerType=IHE_BIR")
+        self.assertIsNone(page.rows[2].viewer_url)
+        self.assertEqual(page.selected_ids, ["is-mr", "is-ct"])  # order kept, duplicate dropped
+        self.assertEqual(query_of(page.viewer_url)["studyUID"], f"{UID_B},{UID_A}")
+        self.assertEqual((page.missing_selection, page.dropped_selection), (1, 0))
+        self.assertEqual(page.all_modalities, ["CT", "MR"])
+        self.assertTrue(page.complete)
+
+    def test_filtered_page_is_not_complete_and_counts_matches(self):
+        self.client.get(self.list_url, query_string={"modality": "MR", "q": "knee"})
+        page = self.get_context_variable("page")
+        self.assertEqual([r.study.id for r in page.rows], ["is-mr"])
+        self.assertEqual((page.matching, page.more, page.complete), (1, 0, False))
