@@ -412,3 +412,31 @@ def test_reopened_list_comes_from_the_launch_cache_until_refresh(ehr):
     assert len(ehr.calls_to("/ImagingStudy")) == 1
     ehr.client.get(page_url, query_string={"refresh": "1"}).close()
     assert len(ehr.calls_to("/ImagingStudy")) == 2
+
+
+@pytest.mark.parametrize("patient", ["p1\n", ".", "..", "a/b", "x" * 65, "pt 1", "pt-1001?x=1"])
+def test_token_patient_must_be_a_whole_fhir_id(patient):
+    from app.smart.errors import InvalidTokenResponse
+    from app.smart.tokens import parse_token_response
+    with pytest.raises(InvalidTokenResponse) as raised:
+        parse_token_response({"access_token": "t", "token_type": "Bearer", "patient": patient}, requested="launch")
+    assert raised.value.problem == "patient is not a valid FHIR id"
+
+
+@pytest.mark.parametrize("access_token", ["tok\r\nSet-Cookie: x=1", "tok en", "tök", "t" * 16385])
+def test_access_token_must_be_a_bearer_token(access_token):
+    from app.smart.errors import InvalidTokenResponse
+    from app.smart.tokens import parse_token_response
+    with pytest.raises(InvalidTokenResponse):
+        parse_token_response({"access_token": access_token, "token_type": "Bearer", "patient": PATIENT},
+                             requested="launch")
+
+
+def test_invalid_patient_in_the_token_response_gives_a_page_and_no_search(ehr):
+    ehr.well_known()
+    _routes(ehr)
+    response = ehr.authorized(good_token(patient="p1\n"))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 502
+    assert "The token response of the code exchange cannot be used: patient is not a valid FHIR id." in page
+    assert ehr.calls_to("/ImagingStudy") == []
