@@ -20,6 +20,7 @@ from .authorize import PendingAuthorizations
 from .authorize import bp as oauth_bp
 from .config import load_config
 from .dataset import Dataset
+from .dicomweb import bp as dicomweb_bp
 from .ehr import bp as ehr_bp
 from .fhir_api import bp as fhir_bp
 from .iid import bp as iid_bp
@@ -35,7 +36,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     *config* keys (all optional; also ``SANDBOX_<KEY>`` env vars): ``PUBLIC_BASE_URL``,
     ``APP_ORIGIN``, ``APP_LAUNCH_URL``, ``ACCESS_TOKEN_LIFETIME``, ``REFRESH_TOKEN_LIFETIME``,
-    ``CODE_LIFETIME`` (seconds), ``LATENCY_MS``, ``CLIENTS_FILE``, ``EXTRA_HISTORIES``.
+    ``CODE_LIFETIME`` (seconds), ``LATENCY_MS``, ``CLIENTS_FILE``, ``EXTRA_HISTORIES``,
+    ``HIDE_IMAGINGSTUDY`` (bool).
     Unknown keys are passed to ``app.config`` (e.g. ``TESTING``). Raises
     ``ValueError``/``OSError`` for bad values or an unreadable clients file.
     Data is built lazily on the first request that needs it.
@@ -54,7 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         oauth=server,
         pending=PendingAuthorizations(),
     )
-    for blueprint in (fhir_bp, oauth_bp, iid_bp, ehr_bp):
+    for blueprint in (fhir_bp, oauth_bp, iid_bp, ehr_bp, dicomweb_bp):
         app.register_blueprint(blueprint)
 
     latency = settings["LATENCY_MS"] / 1000

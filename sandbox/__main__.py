@@ -2,7 +2,8 @@
 
 Flags (each also an env var ``SANDBOX_<KEY>``): ``--host`` (127.0.0.1),
 ``--port`` (8800), ``--public-base-url``, ``--app-origin``, ``--app-launch-url``,
-``--token-lifetime``, ``--latency-ms``, ``--history ID:N`` (repeatable).
+``--token-lifetime``, ``--latency-ms``, ``--history ID:N`` (repeatable),
+``--hide-imagingstudy``.
 
 Access logs carry method, path (never the query string), status and size, so
 no launch ids, codes, tokens or patient ids in query strings are logged.
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-ms", type=int, default=None, help="delay every response by N ms")
     parser.add_argument("--history", action="append", default=[], metavar="ID:N",
                         help="extra generated patient with N studies (repeatable)")
+    parser.add_argument("--hide-imagingstudy", action="store_true", default=None,
+                        help="no ImagingStudy in the FHIR API (404; not in metadata): studies via DICOMweb only")
     return parser
 
 
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides["ACCESS_TOKEN_LIFETIME"] = args.token_lifetime
     if args.latency_ms is not None:
         overrides["LATENCY_MS"] = args.latency_ms
+    if args.hide_imagingstudy:
+        overrides["HIDE_IMAGINGSTUDY"] = True
     if args.history:
         histories = parse_histories(os.environ.get("SANDBOX_EXTRA_HISTORIES"))
         histories.update(parse_histories(",".join(args.history)))

@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "LATENCY_MS": 0,
     "CLIENTS_FILE": str(PACKAGE_DIR / "clients.json"),
     "EXTRA_HISTORIES": {},
+    "HIDE_IMAGINGSTUDY": False,
 }
 
 _INT_KEYS = {
@@ -84,6 +85,8 @@ def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str
     for key in _INT_KEYS:
         config[key] = int(config[key])
     config["EXTRA_HISTORIES"] = parse_histories(config["EXTRA_HISTORIES"])
+    hide = config["HIDE_IMAGINGSTUDY"]
+    config["HIDE_IMAGINGSTUDY"] = hide if isinstance(hide, bool) else str(hide).strip().lower() in ("1", "true", "yes", "on")
     config["PUBLIC_BASE_URL"] = str(config["PUBLIC_BASE_URL"]).rstrip("/")
     config["APP_ORIGIN"] = str(config["APP_ORIGIN"]).rstrip("/")
     if not config["APP_LAUNCH_URL"]:

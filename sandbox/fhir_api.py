@@ -21,7 +21,10 @@ import time
 
 from flask import Blueprint, Response, request
 
+from .dicomweb import associated_endpoints
 from .discovery import capability_statement, smart_configuration
+from .endpoints import endpoint as find_endpoint
+from .endpoints import referenced_endpoints
 from .outcome import FhirError
 from .scopes import permitting_levels
 from .search import page_links, parse_search, run_search, search_url
@@ -94,6 +97,12 @@ def _check_read_params() -> None:
         raise FhirError(400, "invalid", f"unsupported parameter(s) on read: {', '.join(unknown)}")
 
 
+def _check_imagingstudy_offered() -> None:
+    """404 for ImagingStudy interactions when ``HIDE_IMAGINGSTUDY`` is set (as a server without the type)."""
+    if get_state().config["HIDE_IMAGINGSTUDY"]:
+        raise FhirError(404, "not-supported", "'ImagingStudy' is not supported by this server")
+
+
 def _outside(patient_id: str) -> FhirError:
     return FhirError(403, "forbidden", f"resource is outside the patient compartment of this token ({patient_id} only)")
 
@@ -101,7 +110,8 @@ def _outside(patient_id: str) -> FhirError:
 @bp.get("/.well-known/smart-configuration")
 def well_known():
     """SMART configuration (public, CORS ``*``)."""
-    body = json.dumps(smart_configuration(get_state().config["PUBLIC_BASE_URL"]))
+    public_base_url = get_state().config["PUBLIC_BASE_URL"]
+    body = json.dumps({**smart_configuration(public_base_url), "associated_endpoints": associated_endpoints(public_base_url)})
     return Response(body, content_type="application/json", headers={"Access-Control-Allow-Origin": "*"})
 
 
@@ -109,7 +119,12 @@ def well_known():
 def metadata():
     """CapabilityStatement (public)."""
     check_format()
-    response = fhir_response(capability_statement(get_state().config["PUBLIC_BASE_URL"]))
+    state = get_state()
+    statement = capability_statement(state.config["PUBLIC_BASE_URL"])
+    if state.config["HIDE_IMAGINGSTUDY"]:
+        for rest in statement["rest"]:
+            rest["resource"] = [r for r in rest["resource"] if r["type"] != "ImagingStudy"]
+    response = fhir_response(statement)
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
@@ -132,6 +147,7 @@ def read_patient(patient_id: str):
 def read_study(study_id: str):
     """``GET ImagingStudy/{id}`` (read)."""
     check_format()
+    _check_imagingstudy_offered()
     _, compartment = authorize_request("ImagingStudy", "read")
     _check_read_params()
     study = get_state().dataset.study(study_id)
@@ -149,7 +165,7 @@ def read_endpoint(endpoint_id: str):
     authorize_request("Endpoint", "read")
     _check_read_params()
     state = get_state()
-    endpoint = state.dataset.endpoint(endpoint_id, state.iid_base_url)
+    endpoint = find_endpoint(state, endpoint_id)
     if endpoint is None:
         raise FhirError(404, "not-found", f"Endpoint/{endpoint_id} is not known")
     return fhir_response(endpoint)
@@ -157,9 +173,15 @@ def read_endpoint(endpoint_id: str):
 
 @bp.get("/ImagingStudy")
 def search_studies():
-    """``GET ImagingStudy?patient=...`` — searchset Bundle with paging links (see :mod:`sandbox.search`)."""
+    """``GET ImagingStudy?patient=...`` — searchset Bundle with paging links (see :mod:`sandbox.search`).
+
+    ``_include=ImagingStudy:endpoint`` appends each distinct Endpoint referenced by
+    the page's studies once (``search.mode: include``), when the token's scope
+    may read Endpoint; otherwise they are left out.
+    """
     check_format()
-    _, compartment = authorize_request("ImagingStudy", "search")
+    _check_imagingstudy_offered()
+    record, compartment = authorize_request("ImagingStudy", "search")
     state = get_state()
     query = parse_search(request.args, state.fhir_base_url)
     if query.patient_id is None:
@@ -180,6 +202,11 @@ def search_studies():
             for s in page
         ],
     }
+    if query.include_endpoints and permitting_levels(record.scope, "Endpoint", "read"):
+        bundle["entry"] += [
+            {"fullUrl": f"{base}/Endpoint/{e['id']}", "resource": e, "search": {"mode": "include"}}
+            for e in referenced_endpoints(state, [s.resource for s in page])
+        ]
     return fhir_response(bundle)
 
 

@@ -22,6 +22,9 @@ DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 DICOM_UID_SYSTEM = "urn:dicom:uid"
 IID_ENDPOINT_ID = "sandbox-iid"
+DICOMWEB_ENDPOINT_ID = "sandbox-dicomweb"
+#: statuses of studies the sandbox PACS (DICOMweb) does not hold
+NOT_IN_PACS = ("cancelled", "entered-in-error")
 
 #: Root OID of this sandbox (a UUID-derived OID, ITU-T X.667 / DICOM PS3.5 B.2).
 SANDBOX_OID = "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:smart-imaging-sandbox").int)
@@ -203,7 +206,12 @@ def make_study(
     series: list[SeriesRecord],
     identifiers: list[dict] | None = None,
 ) -> StudyRecord:
-    """Build a :class:`StudyRecord`; identifiers default to ``[UID, ACSN]`` (whichever exist)."""
+    """Build a :class:`StudyRecord`; identifiers default to ``[UID, ACSN]`` (whichever exist).
+
+    ``endpoint``: ``Endpoint/sandbox-iid`` for a study with series, then
+    ``Endpoint/sandbox-dicomweb`` when it also has a Study Instance UID and a
+    status other than :data:`NOT_IN_PACS` (the studies ``/dicomweb`` serves).
+    """
     if identifiers is None:
         identifiers = []
         if study_instance_uid:
@@ -211,6 +219,8 @@ def make_study(
         if accession_number:
             identifiers.append(accession_identifier(accession_number))
     resource = study_resource(study_id, patient_id, status, identifiers, started, description, series)
+    if study_instance_uid and series and status not in NOT_IN_PACS:  # the sandbox PACS's DICOMweb serves it
+        resource["endpoint"].append({"reference": f"Endpoint/{DICOMWEB_ENDPOINT_ID}"})
     return StudyRecord(
         id=study_id,
         patient_id=patient_id,

@@ -23,7 +23,9 @@ from .records import DCM_SYSTEM, StudyRecord
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
 SEARCH_PARAMETERS = ("patient", "subject", "started", "modality", "status")
-CONTROL_PARAMETERS = ("_count", "_sort", "_getpagesoffset", "_format", "_pretty")
+CONTROL_PARAMETERS = ("_count", "_sort", "_getpagesoffset", "_format", "_pretty", "_include")
+#: ``_include`` values understood (FHIR R4 §3.1.1.5.4): the ImagingStudy's Endpoint references
+INCLUDE_VALUES = ("ImagingStudy:endpoint", "ImagingStudy:endpoint:Endpoint")
 STATUS_CODES = ("registered", "available", "cancelled", "entered-in-error", "unknown")
 DATE_PREFIXES = ("eq", "ne", "ge", "le", "gt", "lt")
 
@@ -70,7 +72,8 @@ class SearchQuery:
     ``patient_id``: the compartment asked for (None if absent); ``count``:
     page size 0..1000; ``offset``: index of the first match on this page;
     ``descending``: sort on ``started`` newest first; ``params``: the
-    non-paging parameters as ``(name, value)`` pairs, for building links.
+    non-paging parameters as ``(name, value)`` pairs, for building links;
+    ``include_endpoints``: ``_include=ImagingStudy:endpoint`` was asked.
     """
 
     patient_id: str | None
@@ -82,6 +85,7 @@ class SearchQuery:
     modalities: list[list[tuple[str | None, str]]] = field(default_factory=list)
     statuses: list[set[str]] = field(default_factory=list)
     params: list[tuple[str, str]] = field(default_factory=list)
+    include_endpoints: bool = False
 
 
 def parse_date_value(raw: str) -> DateFilter:
@@ -193,7 +197,11 @@ def parse_search(args: MultiDict, fhir_base_url: str) -> SearchQuery:
         if bad:
             raise _bad(f"status: unknown code(s) {', '.join(sorted(bad))}")
         query.statuses.append(values)
-    query.params = [(k, v) for k, v in args.items(multi=True) if k in SEARCH_PARAMETERS or k == "_sort"]
+    for raw in args.getlist("_include"):
+        if raw not in INCLUDE_VALUES:
+            raise _bad(f"_include: {raw!r} is not supported (supported: {', '.join(INCLUDE_VALUES)})")
+        query.include_endpoints = True
+    query.params = [(k, v) for k, v in args.items(multi=True) if k in SEARCH_PARAMETERS or k in ("_sort", "_include")]
     return query
 
 

@@ -79,7 +79,8 @@ def test_generated_history_shape(dataset):
         assert resource["numberOfSeries"] == len(resource["series"])
         assert resource["numberOfInstances"] == sum(len(s["instance"]) for s in resource["series"])
         assert resource["started"][-6] in "+-"
-        assert resource["endpoint"] == [{"reference": f"Endpoint/{IID_ENDPOINT_ID}"}]
+        assert resource["endpoint"] == [{"reference": f"Endpoint/{IID_ENDPOINT_ID}"},
+                                        {"reference": "Endpoint/sandbox-dicomweb"}]
         for series in resource["series"]:
             assert series["modality"]["system"] == "http://dicom.nema.org/resources/ontology/DCM"
     assert len({s.study_instance_uid for s in studies}) == 250

@@ -60,7 +60,7 @@ def test_unknown_study_404(smart, token):
 def test_read_study_and_endpoint(smart, token):
     study = smart.fhir("ImagingStudy/is-1003-0001", token).get_json()
     assert study["subject"] == {"reference": "Patient/pt-1003"}
-    assert study["endpoint"] == [{"reference": "Endpoint/sandbox-iid"}]
+    assert study["endpoint"] == [{"reference": "Endpoint/sandbox-iid"}, {"reference": "Endpoint/sandbox-dicomweb"}]
     endpoint = smart.fhir("Endpoint/sandbox-iid", token).get_json()
     assert endpoint["connectionType"]["code"] == "ihe-iid"
     assert endpoint["address"] == "http://localhost:8800/IHEInvokeImageDisplay"
