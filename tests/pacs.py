@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.environment import require
 import requests
 
 from sandbox.dataset import Dataset
@@ -201,10 +203,7 @@ def require_orthanc() -> None:
     try:
         find_orthanc()
     except PacsUnavailable as missing:
-        message = f"PACS TESTS NOT RUN: {missing}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " — CI must install them (.ci/run)", pytrace=False)
-        pytest.skip(message)
+        require(False, f"Orthanc PACS not available: {missing}")
 
 
 @pytest.fixture(scope="session")
