@@ -307,10 +307,11 @@ def _measure_level(env: Environment, ehr: Sandbox, app, targets: list[load.Targe
     server_pids = [app.pid, *workers]
     ehr.stats(reset=True)
     ehr.connections(reset=True)
-    server_cpu, sandbox_cpu = procs.cpu_seconds(server_pids), procs.cpu_seconds([ehr.pid])
+    sandbox_pids = [ehr.pid, *procs.children(ehr.pid)]  # gunicorn arbiter and its worker
+    server_cpu, sandbox_cpu = procs.cpu_seconds(server_pids), procs.cpu_seconds(sandbox_pids)
     result = load.run_level(procs.HOST, env.app_port, targets, clients, plan.level_seconds, plan.max_requests)
     server_cpu = procs.cpu_seconds(server_pids) - server_cpu
-    sandbox_cpu = procs.cpu_seconds([ehr.pid]) - sandbox_cpu
+    sandbox_cpu = procs.cpu_seconds(sandbox_pids) - sandbox_cpu
     proxy = ehr.connections(reset=True)
     open_app = {c["port"] for c in proxy.get("open", []) if c["peer"] == APP_PEER}
     owners = procs.socket_owners(workers, open_app)
