@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench screenshot clean
+.PHONY: demo test test-fast bench bench-quick screenshot clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[sandbox,test,prod]'
+	$(BIN)/python -m pip install --quiet -e '.[sandbox,test,prod,bench]'
 	@touch $@
 
 demo: $(STAMP)
@@ -23,6 +23,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run.py --quick
 
 screenshot: $(STAMP)
 	$(BIN)/python scripts/screenshot.py

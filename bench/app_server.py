@@ -135,13 +135,21 @@ class TimingMiddleware:
         return [body]
 
 
-def instrumented_app(registration_path: str, store_path: str, secret_key: str, profile_dir: str | None = None):
-    """The app built from a registration file, with outbound timing and :class:`TimingMiddleware` around it."""
-    instrument_outbound()
-    from app import create_app
+def instrumented_app(registration_path: str, store_path: str, secret_key: str, profile_dir: str | None = None,
+                     baseline: bool = False):
+    """The app built from a registration file, with outbound timing and :class:`TimingMiddleware` around it.
 
+    ``baseline``: the fhirclient baseline (:mod:`bench.baseline_app`) from the same registration instead.
+    """
+    instrument_outbound()
     with open(registration_path, encoding="utf-8") as handle:
         registration = json.load(handle)
+    if baseline:
+        from bench.baseline_app import create_app as create_baseline
+
+        return TimingMiddleware(create_baseline(registration, secret_key), profile_dir)
+    from app import create_app
+
     app = create_app(registration, secret_key=secret_key, store_path=store_path)
     return TimingMiddleware(app, profile_dir)
 
@@ -150,7 +158,8 @@ def from_environment():
     """WSGI entry for gunicorn: ``gunicorn 'bench.app_server:from_environment()'``.
 
     Reads ``BENCH_REGISTRATION`` (file), ``BENCH_STORE`` (SQLite path), ``SECRET_KEY``
-    and optionally ``BENCH_PROFILE_DIR``.
+    and optionally ``BENCH_PROFILE_DIR`` and ``BENCH_APP`` (``product``, the default, or ``baseline``).
     """
     return instrumented_app(os.environ["BENCH_REGISTRATION"], os.environ["BENCH_STORE"], os.environ["SECRET_KEY"],
-                            os.environ.get("BENCH_PROFILE_DIR") or None)
+                            os.environ.get("BENCH_PROFILE_DIR") or None,
+                            baseline=os.environ.get("BENCH_APP") == "baseline")

@@ -7,6 +7,12 @@ session's jar into a default-policy jar for every request, redirects included).
 So redirects are followed hop by hop with requests, and after each hop
 :func:`trust_loopback` clears the Secure flag of cookies set by loopback hosts,
 which is what a browser's behaviour amounts to there.
+
+The browser already has the EHR open (the user launched from it), so its
+connections to the EHR are kept alive across launches: every browser session
+mounts one shared ``https://`` adapter (:data:`EHR_ADAPTER`), whose sockets
+bind 127.0.0.2 so that the latency proxy can tell the browser's connections
+from the app's (127.0.0.1). :func:`warm_ehr` opens that connection before timing.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 SESSION_COOKIE = "imaging_app_session"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -24,6 +31,22 @@ APP_DIV = re.compile(r'<div class="app" data-launch-id="([^"]*)" data-patient-id
 STUDY_COUNT = re.compile(r'<span class="count" id="study-count">(\d+)</span>')
 STUDY_ROW = re.compile(r'data-study-id="')
 MAX_HOPS = 10
+BROWSER_SOURCE = "127.0.0.2"
+
+
+class SourceAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections bind a given loopback source address."""
+
+    def __init__(self, source: str, **kwargs):
+        self.source = source
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):  # noqa: D102 - requests API
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+EHR_ADAPTER = SourceAdapter(BROWSER_SOURCE, pool_connections=4, pool_maxsize=16)
 
 
 def trust_loopback(jar) -> None:
@@ -34,8 +57,16 @@ def trust_loopback(jar) -> None:
 
 
 def browser_session() -> requests.Session:
-    """A fresh requests session: a browser with an empty cookie jar."""
-    return requests.Session()
+    """A fresh requests session: a browser with an empty cookie jar (its EHR connections shared, kept alive)."""
+    session = requests.Session()
+    session.mount("https://", EHR_ADAPTER)
+    return session
+
+
+def warm_ehr(ehr_base: str) -> None:
+    """Open (or check) the browser's kept-alive connection to the EHR: ``GET /fhir/.well-known/smart-configuration`` through it."""
+    # not ``with``: closing a session would close the shared adapter's pool
+    browser_session().get(f"{ehr_base}/fhir/.well-known/smart-configuration", timeout=30).raise_for_status()
 
 
 def follow(session: requests.Session, url: str, timeout: float = 60) -> tuple[requests.Response, list]:
@@ -94,14 +125,15 @@ def create_ehr_launch(ehr_base: str, patient: str) -> str:
     return response.json()["launch_url"]
 
 
-def launch_to_list(ehr_base: str, patient: str, session: requests.Session | None = None,
+def launch_to_list(ehr_control: str, patient: str, session: requests.Session | None = None,
                    timeout: float = 60) -> LaunchResult:
-    """Create an EHR launch for ``patient``, then time ``GET /launch`` through every redirect to the list page.
+    """Create an EHR launch for ``patient`` (at ``ehr_control``, the sandbox's own port), then time ``GET /launch``
+    through every redirect to the list page.
 
     The EHR launch creation is not timed. Raises ``requests.RequestException`` on transport errors.
     """
     session = session or browser_session()
-    launch_url = create_ehr_launch(ehr_base, patient)
+    launch_url = create_ehr_launch(ehr_control, patient)
     started = time.perf_counter()
     response, hops = follow(session, launch_url, timeout)  # 303 authorize, 302 callback, 303 list
     html = response.text

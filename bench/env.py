@@ -1,14 +1,27 @@
-"""The benchmark environment: the sandbox EHR and the app under gunicorn (instrumented or plain), each its own process.
+"""The benchmark environment: the sandbox EHR behind TLS and a latency proxy, the app and the baseline, each a process.
 
-All servers listen on 127.0.0.1. The app always uses one port (chosen once per
-run) so that every sandbox can register its redirect URI
-(``APP_ORIGIN/callback``) before any app process starts; app processes on
-that port run one after another.
+Network path of the headline figures (everything on loopback)::
+
+    app / baseline / bench browser ──TCP──▶ bench.proxy (RTT injected) ──TCP──▶ sandbox (gunicorn gthread, TLS)
+
+The sandbox's public base (its ``iss`` is ``+ /fhir``) is
+``https://localhost:<proxy port>``, so discovery, the authorize redirect,
+the token POST and every FHIR read and ``next`` link go through the proxy; the
+bench's own control calls (stats, test launches) use the sandbox's own port
+directly. TLS uses a throwaway CA made for the run (:mod:`bench.tls`), trusted
+by the app processes through ``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE`` and by
+this process the same way. *sleep* mode keeps the old set-up: no proxy, the
+sandbox sleeps ``LATENCY_MS`` before each response.
+
+The app always uses one port (chosen once per run) so that every sandbox can
+register its redirect URI (``APP_ORIGIN/callback``) before any app process
+starts; app processes on that port (product or baseline) run one after another.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,39 +30,51 @@ from typing import Iterator
 
 import requests
 
-from . import procs
+from . import procs, tls
 
-LARGE_PATIENT = "pt-2001"
-LARGE_HISTORY = 1000
 SECRET_KEY = "bench-secret-key-not-for-production"
+EHR_MAX_COUNT = 1000  # the sandbox caps _count at 1,000 (sandbox/README.md)
 
 
-def registration(ehr_base: str, app_port: int, *, page_size: int = 200, max_pages: int = 20,
-                 ttl_seconds: int = 60, more_ehr_bases: tuple[str, ...] = ()) -> dict:
-    """A ``smart-launch.json`` document registering the app with the sandbox at ``ehr_base`` (and more)."""
+def registration(ehr_base: str, app_port: int, *, page_size: int = EHR_MAX_COUNT, max_pages: int = 20,
+                 ttl_seconds: int = 60) -> dict:
+    """A ``smart-launch.json`` document registering the app with the sandbox at ``ehr_base``.
+
+    ``page_size`` defaults to the EHR's largest ``_count`` (the floor assumes the fewest pages this EHR allows).
+    """
     origin = f"http://{procs.HOST}:{app_port}"
     return {
         "app": {"launch_uri": f"{origin}/launch", "redirect_uri": f"{origin}/callback"},
-        "ehrs": [{"name": f"Sandbox EHR {index} (bench)", "iss": f"{base}/fhir", "client_id": "imaging-app",
-                  "scopes": ["online_access"], "frame_ancestors": [base]}
-                 for index, base in enumerate((ehr_base, *more_ehr_bases), start=1)],
+        "ehrs": [{"name": "Sandbox EHR (bench)", "iss": f"{ehr_base}/fhir", "client_id": "imaging-app",
+                  "scopes": ["online_access"], "frame_ancestors": [ehr_base]}],
         "viewer": {"base_url": f"{ehr_base}/IHEInvokeImageDisplay", "viewerType": "IHE_BIR"},
-        "fhir": {"page_size": page_size, "max_pages": max_pages, "connect_timeout": 3.05, "read_timeout": 20,
+        "fhir": {"page_size": page_size, "max_pages": max_pages, "connect_timeout": 3.05, "read_timeout": 30,
                  "study_list_ttl_seconds": ttl_seconds},
     }
 
 
 @dataclass
 class Sandbox:
-    """A running sandbox EHR process with its counting middleware."""
+    """A running sandbox EHR: ``base`` is its public origin (through the proxy), ``control`` its own port."""
 
     base: str
+    control: str
     pid: int
-    latency_ms: int
+    rtt_ms: int
+    mode: str  # "proxy" or "sleep"
+    proxy_control: str | None = None
+    proxy_pid: int | None = None
 
     def stats(self, reset: bool = True) -> dict:
         """Per-kind counts and times since the last reset (``/__bench/stats``)."""
-        return requests.get(f"{self.base}/__bench/stats", params={"reset": "1"} if reset else None,
+        return requests.get(f"{self.control}/__bench/stats", params={"reset": "1"} if reset else None,
+                            timeout=10).json()
+
+    def connections(self, reset: bool = True) -> dict:
+        """The proxy's connection counters (``{}`` in sleep mode)."""
+        if not self.proxy_control:
+            return {}
+        return requests.get(f"{self.proxy_control}/stats", params={"reset": "1"} if reset else None,
                             timeout=10).json()
 
 
@@ -68,12 +93,15 @@ class AppProcess:
                             timeout=10).json()
 
 
-@dataclass
 class Environment:
-    """Ports and a scratch directory shared by every scenario of one run."""
+    """Ports, certificates and a scratch directory shared by every scenario of one run."""
 
-    workdir: Path
-    app_port: int
+    def __init__(self, workdir: Path, app_port: int):
+        self.workdir = workdir
+        self.app_port = app_port
+        self.certs = tls.make_certificates(workdir / "tls")
+        # This process (the bench's browser and control calls) trusts only the run's CA, like the app processes.
+        os.environ.update(self.certs.client_env())
 
     @property
     def app_origin(self) -> str:
@@ -81,19 +109,55 @@ class Environment:
         return f"http://{procs.HOST}:{self.app_port}"
 
     @contextmanager
-    def sandbox(self, latency_ms: int) -> Iterator[Sandbox]:
-        """A sandbox EHR with ``LATENCY_MS=latency_ms`` and the 1,000-study patient, its data built."""
+    def sandbox(self, rtt_ms: int, histories: dict[str, int] | None = None, mode: str = "proxy",
+                server: str = "gunicorn") -> Iterator[Sandbox]:
+        """A sandbox EHR over TLS with ``histories``, its data built; ``mode`` proxy (RTT injected between
+        the clients and the sandbox) or sleep (the sandbox's own ``LATENCY_MS``); ``server`` gunicorn
+        (gthread, keep-alive) or werkzeug (as ``python -m sandbox``)."""
         port = procs.free_port()
-        base = f"http://{procs.HOST}:{port}"
-        argv = procs.python_module("bench.sandbox_server", "--port", str(port), "--latency-ms", str(latency_ms),
-                                   "--app-origin", self.app_origin,
-                                   "--histories", json.dumps({LARGE_PATIENT: LARGE_HISTORY}))
-        with procs.server(argv, f"{base}/__bench/stats", log_path=self.workdir / f"sandbox-{port}.log") as process:
-            # Build the dataset now (lazy in the sandbox) so no scenario pays for it.
-            requests.post(f"{base}/ehr/api/launches", json={"patient": LARGE_PATIENT}, timeout=60).raise_for_status()
-            sandbox = Sandbox(base, process.pid, latency_ms)
-            sandbox.stats(reset=True)
-            yield sandbox
+        proxy_port = procs.free_port() if mode == "proxy" else None
+        base = f"https://localhost:{proxy_port or port}"
+        control = f"https://localhost:{port}"
+        latency = rtt_ms if mode == "sleep" else 0
+        settings = {"public_base_url": base, "app_origin": self.app_origin, "latency_ms": latency,
+                    "histories": histories or {}}
+        log = self.workdir / f"sandbox-{port}.log"
+        if server == "gunicorn":
+            argv = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
+                    "--threads", "32", "--keep-alive", "600", "--timeout", "120", "--backlog", "2048",
+                    "--certfile", str(self.certs.server_cert), "--keyfile", str(self.certs.server_key),
+                    "--bind", f"{procs.HOST}:{port}", "--log-level", "warning",
+                    "bench.sandbox_server:from_environment()"]
+            env = {"BENCH_SANDBOX": json.dumps(settings)}
+        else:
+            argv = procs.python_module("bench.sandbox_server", "--port", str(port), "--public-base-url", base,
+                                       "--latency-ms", str(latency), "--app-origin", self.app_origin,
+                                       "--histories", json.dumps(histories or {}),
+                                       "--certfile", str(self.certs.server_cert),
+                                       "--keyfile", str(self.certs.server_key))
+            env = {}
+        with procs.server(argv, f"{control}/__bench/stats", env=env, log_path=log) as process:
+            with self._proxy(proxy_port, port, rtt_ms) as proxy:
+                # Build the dataset now (lazy in the sandbox) so no scenario pays for it.
+                requests.post(f"{control}/ehr/api/launches", json={"patient": "pt-1001"},
+                              timeout=120).raise_for_status()
+                sandbox = Sandbox(base, control, process.pid, rtt_ms, mode,
+                                  proxy[0] if proxy else None, proxy[1] if proxy else None)
+                sandbox.stats(reset=True)
+                sandbox.connections(reset=True)
+                yield sandbox
+
+    @contextmanager
+    def _proxy(self, port: int | None, upstream_port: int, rtt_ms: int) -> Iterator[tuple[str, int] | None]:
+        if port is None:
+            yield None
+            return
+        control_port = procs.free_port()
+        argv = procs.python_module("bench.proxy", "--port", str(port), "--upstream-port", str(upstream_port),
+                                   "--rtt-ms", str(rtt_ms), "--control-port", str(control_port))
+        control = f"http://{procs.HOST}:{control_port}"
+        with procs.server(argv, f"{control}/stats", log_path=self.workdir / f"proxy-{port}.log") as process:
+            yield control, process.pid
 
     def _registration_file(self, document: dict, name: str) -> Path:
         path = self.workdir / f"{name}.json"
@@ -101,15 +165,18 @@ class Environment:
         return path
 
     @contextmanager
-    def instrumented_app(self, document: dict, name: str, profile_dir: Path | None = None) -> Iterator[AppProcess]:
+    def instrumented_app(self, document: dict, name: str, profile_dir: Path | None = None,
+                         baseline: bool = False) -> Iterator[AppProcess]:
         """A fresh app process with its own empty launch store, instrumented (:mod:`bench.app_server`).
 
         Served by gunicorn with one gthread worker (8 threads): the production server,
-        one process (its records and VmHWM are the app's).
+        one process (its records and VmHWM are the app's). ``baseline``: the fhirclient
+        baseline (:mod:`bench.baseline_app`) instead of the product, same instrumentation.
         """
         reg = self._registration_file(document, name)
         env = {"BENCH_REGISTRATION": str(reg), "BENCH_STORE": str(self.workdir / f"{name}.sqlite3"),
-               "SECRET_KEY": SECRET_KEY, "BENCH_PROFILE_DIR": str(profile_dir or "")}
+               "SECRET_KEY": SECRET_KEY, "BENCH_PROFILE_DIR": str(profile_dir or ""),
+               "BENCH_APP": "baseline" if baseline else "product", **self.certs.client_env()}
         with procs.server(self._gunicorn_argv("bench.app_server:from_environment()", 1, "gthread", 8),
                           f"{self.app_origin}/healthz", env=env, log_path=self.workdir / f"{name}.log") as process:
             workers = procs.children(process.pid)
@@ -129,7 +196,8 @@ class Environment:
         reg = self._registration_file(document, name)
         store = self.workdir / f"{name}.sqlite3"
         argv = self._gunicorn_argv("app:create_app()", workers, worker_class, threads)
-        env = {"SMART_LAUNCH_CONFIG": str(reg), "SECRET_KEY": SECRET_KEY, "LAUNCH_STORE_PATH": str(store)}
+        env = {"SMART_LAUNCH_CONFIG": str(reg), "SECRET_KEY": SECRET_KEY, "LAUNCH_STORE_PATH": str(store),
+               **self.certs.client_env()}
         with procs.server(argv, f"{self.app_origin}/healthz", env=env,
                           log_path=self.workdir / f"{name}.log") as process:
             yield AppProcess(self.app_origin, process.pid, self.workdir, process.pid)

@@ -183,3 +183,38 @@ class MachineLoad:
         busy = (cpu_times()[0] - self._busy) / elapsed
         own = (own_tree_cpu_seconds() - self._own) / elapsed
         return busy, max(0.0, busy - own)
+
+
+def socket_owners(pids: list[int], local_ports: set[int]) -> dict[int, int]:
+    """``{local port: pid}`` for TCP sockets on ``local_ports`` held open by one of ``pids``.
+
+    From ``/proc/net/tcp`` (port → socket inode) and ``/proc/<pid>/fd`` (inode → process); ports of
+    sockets already closed, or of other processes, are absent.
+    """
+    inode_port: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    port = int(fields[1].rsplit(":", 1)[1], 16)
+                    if port in local_ports:
+                        inode_port[fields[9]] = port
+        except OSError:
+            continue
+    owners: dict[int, int] = {}
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    port = inode_port.get(target[8:-1])
+                    if port is not None:
+                        owners[port] = pid
+        except OSError:
+            continue
+    return owners

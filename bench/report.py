@@ -1,11 +1,13 @@
 """Turn scenario results into one table (terminal and markdown) with targets and a met/missed column.
 
-Targets (from the issue; they guide the work, they never fail the run):
+Targets (from the issue "Launch time that does not grow with the patient's
+history"; they guide the work, they never fail the run):
 
-* warm launch → list ≤ 1.1 × the physical limit (authorize + token + one FHIR
-  round trip = 3 × latency); cold ≤ the warm target + one discovery round trip;
-* 1,000 studies: app-side work ≤ 50 ms; total ≤ pages × 50 ms + 100 ms at 50 ms latency;
-* ≥ 500 study-list requests/s with p99 < 100 ms, 64 clients, 2 cores.
+* launch → list ≤ 1.05 × the floor (:func:`bench.scenarios.floor_ms`) at every history size;
+* product / fhirclient baseline ≤ 0.5 × for 8 and 1,000 studies;
+* app CPU ≤ 20 µs per study, peak memory ≤ 2 KB per study, re-opened list ≤ 5 ms at any size;
+* ≥ 1,500 re-opened lists/s at p99 < 50 ms with 64 clients on 2 cores, patients up to 5,000 studies in the mix;
+* at most one new connection per upstream origin per worker across launches.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from dataclasses import asdict, dataclass
 
 from .scenarios import UPSTREAM_KINDS
 
-APP_WORK_TARGET_MS = 50.0
-TOTAL_SLACK_MS = 100.0
-RPS_TARGET = 500.0
-P99_TARGET_MS = 100.0
+FLOOR_FACTOR = 1.05
+RATIO_TARGET = 0.5
+RATIO_SIZES = (8, 1000)
+CPU_TARGET_US = 20.0
+MEM_TARGET_KB = 2.0
+REOPEN_TARGET_MS = 5.0
+RPS_TARGET = 1500.0
+P99_TARGET_MS = 50.0
 TARGET_CLIENTS = 64
 
 
@@ -49,46 +55,58 @@ def _counts(counts: dict[str, int], names: bool = True) -> str:
     return ", ".join(f"{kind} {counts.get(kind, 0)}" if names else str(counts.get(kind, 0)) for kind in UPSTREAM_KINDS)
 
 
-def overhead_split(typical: dict, latency_ms: float, limit_ms: float) -> dict[str, float]:
-    """Split a launch's time above the limit into app work, the app's HTTP client, the sandbox and the browser.
+def _path(data: dict) -> str:
+    if data.get("mode") == "sleep":
+        return f"sandbox sleeps {data['rtt_ms']} ms per response, no proxy"
+    return f"RTT {data['rtt_ms']} ms via the proxy, TLS"
 
-    ``wall - limit = app work + app HTTP + sandbox own + browser`` where *app
-    HTTP* is the app's upstream wait minus the sandbox's handling of those
-    requests, *sandbox own* is the sandbox's handling time minus the injected
-    latency on the critical path (authorize, token, discovery if any, the
-    slower of Patient and ImagingStudy), and *browser* is what is left: the
-    bench client's hops (requests) and the servers' HTTP layers.
-    """
-    walls = typical["sandbox_wall_ms"]
-    app_critical = [walls[k] for k in ("discovery", "token") if k in walls]
-    app_critical.append(max((walls[k] for k in ("Patient", "ImagingStudy") if k in walls), default=0.0))
-    critical = app_critical + [walls.get("authorize", 0.0)]
-    app_work = sum(r["app_work_s"] for r in typical["app"]) * 1000
-    app_wait = sum(r["upstream_wait_s"] for r in typical["app"]) * 1000
-    app_walls = sum(r["wall_s"] for r in typical["app"]) * 1000
-    sandbox_own = sum(critical) - latency_ms * len(critical)
-    browser = typical["wall_ms"] - app_walls - walls.get("authorize", 0.0)
-    return {"over_ms": typical["wall_ms"] - limit_ms, "app_work_ms": app_work,
-            "app_http_ms": app_wait - sum(app_critical), "sandbox_ms": sandbox_own, "browser_ms": browser,
-            "app_by_hop_ms": {r["kind"]: r["app_work_s"] * 1000 for r in typical["app"]}}
+
+def network_rows(data: dict) -> list[Row]:
+    """Section 0: keep-alive of each sandbox server, and what a request costs on a fresh and a kept connection."""
+    section = f"0. Network path ({_path(data)}; {data.get('tls_version', '?')})"
+    rtt = data["rtt_ms"]
+    rows = []
+    for name, server in data["servers"].items():
+        judged = "bench" in name
+        rows.append(Row(section, f"sandbox on {name}: {server['requests']} requests, one client session",
+                        f"{server['connections']} connection(s)", "1" if judged else "—",
+                        _status({"keep-alive": server["connections"] == 1}) if judged else "—",
+                        f"response header Connection: {server['connection_header'] or '-'}; first request "
+                        f"{server['first_ms']:.0f} ms, then median {server['next_ms']:.0f} ms"))
+    bench = next((s for n, s in data["servers"].items() if "bench" in n), None)
+    if bench and data.get("mode") == "proxy":
+        rows.append(Row(section, "request on a new / a kept-alive connection",
+                        f"{bench['first_ms']:.0f} / {bench['next_ms']:.0f} ms", f"≈ {3 * rtt} / {rtt} ms", "—",
+                        "new = TCP handshake (1 RTT) + TLS 1.3 handshake (1 RTT) + request (1 RTT), + CPU"))
+    return rows
+
+
+def _vs_floor(median: float, floor: float) -> str:
+    return f"{median:.0f} ms = {median / floor:.2f} × floor {floor:.0f}"
 
 
 def launch_rows(data: dict) -> list[Row]:
-    """Section 1 rows."""
-    section = f"1. Launch → list ({data['latency_ms']} ms EHR latency, {data['patient']})"
-    latency, warm_limit, cold_limit = data["latency_ms"], data["warm_limit_ms"], data["cold_limit_ms"]
-    warm_target = 1.1 * warm_limit
-    cold_target = warm_target + latency
-    rows = []
-    for key, label, limit, target, why in (
-            ("warm", "warm launch → list", warm_limit, warm_target, "1.1 × limit"),
-            ("cold", "cold: fresh app process", cold_limit, cold_target, "warm target + 1 discovery RT"),
-            ("cold_iss", "cold: new iss, warm process", cold_limit, cold_target, "warm target + 1 discovery RT")):
-        summary = data[key]
-        rows.append(Row(section, label, f"{summary['median_ms']:.0f} ms = {summary['median_ms'] / limit:.2f} × "
-                        f"limit {limit:.0f}", f"≤ {target:.0f} ms", _status({key: summary["median_ms"] <= target}),
-                        f"median of {summary['n']} (min {summary['min_ms']:.0f}, max {summary['max_ms']:.0f}); "
-                        f"target = {why}"))
+    """Section 1 rows: 8-study launches, product cold and warm, baseline, ratio, requests and connections."""
+    section = f"1. Launch → list, {data['patient']} ({data['studies']} studies; {_path(data)})"
+    floor, cold_floor = data["floor_ms"], data["cold_floor_ms"]
+    warm, cold, baseline = data["warm"], data["cold"], data["baseline"]
+    rows = [
+        Row(section, "product, warm process", _vs_floor(warm["median_ms"], floor),
+            f"≤ {FLOOR_FACTOR * floor:.0f} ms", _status({"floor": warm["median_ms"] <= FLOOR_FACTOR * floor}),
+            f"median of {warm['n']} (min {warm['min_ms']:.0f}, max {warm['max_ms']:.0f}); floor = authorize + token "
+            "+ one FHIR round trip, connections open"),
+        Row(section, "product, cold (fresh process)", _vs_floor(cold["median_ms"], cold_floor),
+            f"≤ {FLOOR_FACTOR * cold_floor:.0f} ms",
+            _status({"floor": cold["median_ms"] <= FLOOR_FACTOR * cold_floor}),
+            f"median of {cold['n']}; floor = warm floor + discovery + one new connection's TCP and TLS handshakes"),
+        Row(section, "baseline (fhirclient), each launch", f"{baseline['median_ms']:.0f} ms = "
+            f"{baseline['median_ms'] / floor:.2f} × floor", "—", "—",
+            f"median of {baseline['n']} after a first one ({data['baseline_first']:.0f} ms); metadata on every "
+            "launch, a new requests.Session (connection) per request"),
+    ]
+    ratio = warm["median_ms"] / baseline["median_ms"]
+    rows.append(Row(section, "product / baseline", f"{ratio:.2f} ×", f"≤ {RATIO_TARGET} ×",
+                    _status({"ratio": ratio <= RATIO_TARGET}), "warm product median / baseline median"))
     expected_cold = {"discovery": 1, "authorize": 1, "token": 1, "Patient": 1, "ImagingStudy": 1}
     expected_warm = {**expected_cold, "discovery": 0}
     for key, expected in (("cold", expected_cold), ("warm", expected_warm)):
@@ -96,44 +114,68 @@ def launch_rows(data: dict) -> list[Row]:
         rows.append(Row(section, f"upstream requests, {key}", _counts(counts, names=False),
                         _counts(expected, names=False), _status({"count": counts == expected}),
                         f"{_counts(counts)} (counted in the sandbox)"))
-    for key, label, limit in (("warm", "warm", warm_limit), ("cold", "cold, fresh process", cold_limit),
-                              ("cold_iss", "cold, new iss", cold_limit)):
-        split = overhead_split(data[key]["typical"], latency, limit)
-        hops = split["app_by_hop_ms"]
-        rows.append(Row(
-            section, f"{label}: time above the limit", f"+{split['over_ms']:.0f} ms", "—", "—",
-            f"app work {split['app_work_ms']:.1f} (launch {hops.get('launch', 0):.1f}, callback "
-            f"{hops.get('callback', 0):.1f}, list {hops.get('list', 0):.1f}) + app HTTP client "
-            f"{split['app_http_ms']:.1f} + sandbox {split['sandbox_ms']:.1f} + browser hops "
-            f"{split['browser_ms']:.1f} ms (typical launch)"))
+    if data.get("mode") == "proxy":
+        per_process = [p["app_connections"] for p in data["processes"]]
+        launches = data["processes"][0]["launches"]
+        rows.append(Row(section, f"new app connections to the EHR per process ({launches} launches, 1 worker)",
+                        ", ".join(str(n) for n in per_process), "≤ 1", _status({"conn": max(per_process) <= 1}),
+                        "counted by the proxy (source 127.0.0.1); warm launches: "
+                        f"{warm['app_connections']} in {warm['n']}; baseline: {baseline['app_connections']} in "
+                        f"{baseline['n']} launches; the bench browser: {warm['browser_connections']} (kept alive)"))
+    typical = warm["typical"]
+    sandbox = sum(typical["sandbox_ms"].get(k, 0.0) for k in ("authorize", "token")) + max(
+        (typical["sandbox_ms"].get(k, 0.0) for k in ("Patient", "ImagingStudy")), default=0.0)
+    if data.get("mode") == "sleep":  # the sandbox's own sleep is the injected latency, part of the floor
+        sandbox -= 3 * data["rtt_ms"]
+    over = typical["wall_ms"] - floor
+    hops = typical["app_by_hop_ms"]
+    rows.append(Row(section, "product, warm: time above the floor", f"+{over:.0f} ms", "—", "—",
+                    f"app work {typical['app_work_ms']:.1f} (launch {hops.get('launch', 0):.1f}, callback "
+                    f"{hops.get('callback', 0):.1f}, list {hops.get('list', 0):.1f}) + sandbox handling on the "
+                    f"critical path {sandbox:.1f} + the rest {over - typical['app_work_ms'] - sandbox:.1f} ms (HTTP "
+                    "and TLS stacks, the proxy's scheduling, the bench browser's hops; typical launch)"))
     return rows
 
 
 def history_rows(data: dict) -> list[Row]:
-    """Section 2 rows: one per (latency, _count, patient)."""
+    """Section 2 rows: per history size, launch → list against the floor and the baseline, CPU, memory, re-open."""
+    section = f"2. Histories (warm processes; {_path(data)}; _count 1000)"
+    baseline = {run["size"]: run for run in data["baseline"]}
     rows = []
-    section = "2. Large history (list opened with refresh=1: every page fetched)"
-    for run in data["runs"]:
-        pages = run["pages"]
-        checks, targets = {}, []
-        if run["studies"] >= 1000:
-            if run["latency_ms"] == 50:
-                limit = pages * 50 + TOTAL_SLACK_MS
-                targets.append(f"total ≤ {limit:.0f} ms")
-                checks["total"] = run["total_ms"] <= limit
-            targets.append(f"app ≤ {APP_WORK_TARGET_MS:.0f} ms")
-            checks["app"] = run["app_work_ms"] <= APP_WORK_TARGET_MS
-        own = run.get("sandbox_own_per_page") or {}
-        rows.append(Row(
-            section,
-            f"{run['patient']} ({run['studies']}) · {run['latency_ms']} ms · _count {run['page_size']}"
-            f"{' (default)' if run['page_size'] == 200 else ''} → {pages:.0f} page{'s' if pages != 1 else ''}",
-            f"total {run['total_ms']:.0f} ms · app {run['app_work_ms']:.0f} ms", " · ".join(targets) or "—",
-            _status(checks),
-            f"upstream wait {run['upstream_wait_ms']:.0f} ms (sandbox {own.get('wall_minus_latency_ms', 0):.1f} "
-            f"ms/page beyond latency) · app CPU {run['app_cpu_ms']:.0f} ms · cached re-open {run['reopen_ms']:.0f} "
-            f"ms · peak RSS {run['peak_rss_kb'] / 1024:.0f} MB ({run['rss_before_kb'] / 1024:.0f} before) · "
-            f"HTML {run['html_bytes'] / 1e6:.2f} MB"))
+    for run in data["product"]:
+        size, floor = run["size"], run["floor_ms"]
+        checks = {"floor": run["median_ms"] <= FLOOR_FACTOR * floor}
+        details = [f"median of {run['n']}", f"{run['pages']} ImagingStudy page(s)",
+                   f"{run['studies']} listed"]
+        target = f"≤ {FLOOR_FACTOR * floor:.0f} ms"
+        if run["studies"] != size:
+            checks["complete"] = False
+        other = baseline.get(size)
+        if other:
+            ratio = run["median_ms"] / other["median_ms"]
+            details.append(f"baseline {other['median_ms']:.0f} ms, product/baseline {ratio:.2f} ×")
+            if size in RATIO_SIZES:
+                target += f" · ≤ {RATIO_TARGET} × baseline"
+                checks["ratio"] = ratio <= RATIO_TARGET
+        rows.append(Row(section, f"{size:,} studies: launch → list", _vs_floor(run["median_ms"], floor), target,
+                        _status(checks), " · ".join(details)))
+        rows.append(Row(section, f"{size:,} studies: app CPU", f"{run['cpu_us_per_study']:.0f} µs/study",
+                        f"≤ {CPU_TARGET_US:.0f} µs/study", _status({"cpu": run["cpu_us_per_study"] <= CPU_TARGET_US}),
+                        f"{run['app_cpu_ms']:.1f} ms for the launch − {run['fixed_cpu_ms']:.1f} ms for 0 studies"
+                        + (f"; baseline {other['cpu_us_per_study']:.0f} µs/study" if other else "")))
+        rows.append(Row(section, f"{size:,} studies: peak memory", f"{run['kb_per_study']:.2f} KB/study",
+                        f"≤ {MEM_TARGET_KB:.0f} KB/study", _status({"mem": run["kb_per_study"] <= MEM_TARGET_KB}),
+                        f"peak RSS +{run['peak_delta_kb'] / 1024:.1f} MB over the launch (0 studies: "
+                        f"+{run['fixed_peak_kb'] / 1024:.1f} MB)"
+                        + (f"; baseline {other['kb_per_study']:.2f} KB/study" if other else "")))
+        rows.append(Row(section, f"{size:,} studies: re-opened list", f"{run['reopen_ms']:.1f} ms",
+                        f"≤ {REOPEN_TARGET_MS:.0f} ms", _status({"reopen": run["reopen_ms"] <= REOPEN_TARGET_MS}),
+                        f"median of the bench browser's GETs of the cached list (body read); HTML "
+                        f"{run['html_bytes'] / 1e6:.2f} MB"))
+    for size in sorted(set(baseline) - {run["size"] for run in data["product"]}):
+        other = baseline[size]
+        rows.append(Row(section, f"{size:,} studies: baseline launch → list", _vs_floor(other["median_ms"],
+                        other["floor_ms"]), "—", "—", f"median of {other['n']}"))
     return rows
 
 
@@ -141,9 +183,9 @@ def throughput_rows(data: dict) -> list[Row]:
     """Sections 3–5 rows."""
     rows = []
     section = (f"3. Throughput (gunicorn, 2 workers; {data['level_seconds']:.0f} s per level; "
-               f"{len(data['patients'])}-patient mix)")
+               f"{len(data['patients'])}-patient mix up to 5,000 studies)")
     for level in data["levels"]:
-        kind = "cached" if level["ttl_seconds"] else "re-queried"
+        kind = "cached, re-opened" if level["ttl_seconds"] else "re-queried through the proxy"
         shape = f"{level['worker_class']} 2×{level['threads']}" if level["worker_class"] == "gthread" \
             else f"{level['worker_class']} 2"
         checks, target = {}, "—"
@@ -151,13 +193,15 @@ def throughput_rows(data: dict) -> list[Row]:
             target = f"≥ {RPS_TARGET:.0f} req/s · p99 < {P99_TARGET_MS:.0f} ms"
             checks = {"req/s": level["rps"] >= RPS_TARGET, "p99": (level["p99_ms"] or 1e9) < P99_TARGET_MS}
         share = level["cpu_share"]
+        by_worker = level.get("open_app_connections_by_worker") or {}
         rows.append(Row(
-            section, f"{shape} · TTL {level['ttl_seconds']} ({kind}) · EHR {level.get('latency_ms', 0)} ms · "
-                     f"{level['clients']} clients",
+            section, f"{shape} · TTL {level['ttl_seconds']} ({kind}) · {level['clients']} clients",
             f"{level['rps']:.0f} req/s · p99 {level['p99_ms']:.0f} ms", target, _status(checks),
             f"p50 {level['p50_ms']:.1f} · p95 {level['p95_ms']:.1f} ms · {level['errors']} errors · "
             f"{level['requests']} pages · CPU: app {share['app']:.2f}, sandbox {share['sandbox']:.2f}, "
-            f"load generator {share['generator']:.2f} cores"))
+            f"load generator {share['generator']:.2f} cores · new app connections to the EHR "
+            f"{level['new_app_connections']} (open at the end, by worker: "
+            f"{', '.join(str(v) for v in by_worker.values()) or '-'})"))
     for level in data["levels"]:
         by_patient = {p: v for p, v in (level.get("by_patient") or {}).items() if v["requests"]}
         if level["clients"] == TARGET_CLIENTS and level["ttl_seconds"] and by_patient:
@@ -172,7 +216,7 @@ def throughput_rows(data: dict) -> list[Row]:
                     f"{mismatches} of {total}", "0", _status({"mismatch": mismatches == 0}),
                     "data-launch-id and data-patient-id of div.app checked on every 200 page, every level"))
     for ttl in sorted({level["ttl_seconds"] for level in data["levels"]}, reverse=True):
-        levels = [level for level in data["levels"] if level["ttl_seconds"] == ttl and not level.get("latency_ms")]
+        levels = [level for level in data["levels"] if level["ttl_seconds"] == ttl]
         pages = sum(level["requests"] for level in levels)
         per_page = sum(level["sandbox_requests"] for level in levels) / max(1, pages)
         if ttl:
@@ -185,10 +229,9 @@ def throughput_rows(data: dict) -> list[Row]:
             cpu_ms = sum(level["sandbox_cpu_ms_per_request"] * level["sandbox_requests"]
                          for level in levels) / max(1, fhir)
             result = f"re-queried: {per_page:.2f} EHR req/page"
-            details = (f"EHR at 0 ms; Patient + ImagingStudy page(s) per view; sandbox: {cpu_ms:.1f} ms CPU per "
-                       f"request in its handler, {sandbox_s * 1000 / max(1, pages):.1f} ms per page view in its "
-                       f"whole process = {sandbox_s / max(1e-9, sandbox_s + app_s):.0%} of the CPU spent serving "
-                       "lists (app + sandbox)")
+            details = (f"Patient + ImagingStudy page(s) per view; sandbox: {cpu_ms:.1f} ms CPU per request in its "
+                       f"handler, {sandbox_s * 1000 / max(1, pages):.1f} ms per page view in its whole process = "
+                       f"{sandbox_s / max(1e-9, sandbox_s + app_s):.0%} of the CPU spent serving lists (app + sandbox)")
         rows.append(Row("5. Re-opened list", f"study_list_ttl_seconds = {ttl}", result, "—", "—", details))
     return rows
 
@@ -196,6 +239,8 @@ def throughput_rows(data: dict) -> list[Row]:
 def build_rows(results: dict) -> list[Row]:
     """Every row, in section order, for whatever sections ran."""
     rows: list[Row] = []
+    if "network" in results:
+        rows += network_rows(results["network"])
     if "launch" in results:
         rows += launch_rows(results["launch"])
     if "history" in results:

@@ -1,17 +1,27 @@
-"""The sandbox EHR for benchmarks: ``python -m bench.sandbox_server --port N [--latency-ms 50] ...``.
+"""The sandbox EHR for benchmarks, wrapped in a request-counting middleware, served two ways.
 
 The sandbox app (``sandbox.create_app``) is wrapped in :class:`CountingMiddleware`,
 which counts requests by kind (discovery, authorize, token, Patient,
 ImagingStudy page, ...) and times each one, and answers ``GET /__bench/stats``
-itself (``?reset=1`` clears the counters after reading). It is served by
-werkzeug's threaded server with ``python -m sandbox``'s request handler
-(HTTP/1.1 keep-alive), without an access log.
+itself (``?reset=1`` clears the counters after reading).
+
+* ``gunicorn ... 'bench.sandbox_server:from_environment()'`` (what the bench
+  uses): one gthread worker (the sandbox keeps its state in memory), TLS from
+  gunicorn's ``--certfile/--keyfile``, real HTTP/1.1 keep-alive
+  (``--keep-alive``); settings in ``BENCH_SANDBOX`` (JSON).
+* ``python -m bench.sandbox_server --port N ...``: werkzeug's threaded server
+  with ``python -m sandbox``'s request handler, as ``make demo`` serves it,
+  optionally with TLS. Although that handler sets HTTP/1.1, werkzeug 3 sends
+  ``Connection: close`` on every response (``WSGIRequestHandler.run_wsgi``),
+  so each request costs a new connection; the bench's network section shows
+  it next to gunicorn.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 from collections import defaultdict
@@ -97,20 +107,43 @@ class QuietHandler(RedactingRequestHandler):
         pass
 
 
+def build(public_base_url: str, app_origin: str, latency_ms: int = 0, histories: dict | None = None):
+    """The sandbox for ``public_base_url`` (its ``iss`` is ``+ /fhir``), wrapped in :class:`CountingMiddleware`.
+
+    ``latency_ms``: the sandbox's own ``LATENCY_MS`` sleep (the *sleep* mode; 0 behind the latency proxy).
+    """
+    from sandbox import create_app
+
+    sandbox = create_app({"PUBLIC_BASE_URL": public_base_url, "APP_ORIGIN": app_origin,
+                          "LATENCY_MS": latency_ms, "EXTRA_HISTORIES": histories or {}})
+    return CountingMiddleware(sandbox, latency_ms)
+
+
+def from_environment():
+    """WSGI entry for gunicorn: ``BENCH_SANDBOX`` = JSON ``{"public_base_url", "app_origin", "latency_ms",
+    "histories"}``."""
+    settings = json.loads(os.environ["BENCH_SANDBOX"])
+    return build(settings["public_base_url"], settings["app_origin"], int(settings.get("latency_ms", 0)),
+                 settings.get("histories") or {})
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Build the sandbox with the given settings, wrap it, serve on 127.0.0.1 until terminated."""
+    """Werkzeug mode: build the sandbox with the given settings, wrap it, serve on 127.0.0.1 until terminated."""
     parser = argparse.ArgumentParser(prog="python -m bench.sandbox_server", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--public-base-url", help="default http(s)://127.0.0.1:PORT")
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--app-origin", required=True)
     parser.add_argument("--histories", default="{}", help='JSON, e.g. {"pt-2001": 1000}')
+    parser.add_argument("--certfile")
+    parser.add_argument("--keyfile")
     args = parser.parse_args(argv)
-    from sandbox import create_app
-
-    sandbox = create_app({"PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}", "APP_ORIGIN": args.app_origin,
-                          "LATENCY_MS": args.latency_ms, "EXTRA_HISTORIES": json.loads(args.histories)})
-    server = make_server("127.0.0.1", args.port, CountingMiddleware(sandbox, args.latency_ms),
-                         threaded=True, request_handler=QuietHandler)
+    scheme = "https" if args.certfile else "http"
+    app = build(args.public_base_url or f"{scheme}://127.0.0.1:{args.port}", args.app_origin, args.latency_ms,
+                json.loads(args.histories))
+    ssl_context = (args.certfile, args.keyfile) if args.certfile else None
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=QuietHandler,
+                         ssl_context=ssl_context)
     server.serve_forever()
 
 

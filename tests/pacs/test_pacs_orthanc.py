@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 
+from collections import Counter
+
 import pytest
 import requests
 from dicomweb_client import DICOMwebClient
@@ -114,11 +116,13 @@ def test_orthanc_requires_the_credentials(orthanc_pacs):
 
 def test_missing_orthanc_skips_loudly_but_fails_under_ci(monkeypatch):
     import tests.pacs as harness
+    from tests import environment
 
     def missing():
         raise harness.PacsUnavailable("Orthanc binary not found (apt-get install orthanc orthanc-dicomweb)")
 
     monkeypatch.setattr(harness, "find_orthanc", missing)
+    monkeypatch.setattr(environment, "MISSING", Counter())  # this test's skip is not a missing resource
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception, match="Orthanc PACS not available: Orthanc binary not found"):
         harness.require_orthanc()
