@@ -29,8 +29,6 @@ from urllib.parse import urlsplit
 
 import requests
 from authlib.oauth2.rfc6749.errors import InvalidClientError
-from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -38,6 +36,7 @@ from joserfc.jwk import KeySet
 from . import clock
 
 PRIVATE_KEY_JWT = "private_key_jwt"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
 MAX_ASSERTION_LIFETIME = 300
 LOOPBACK_NAMES = {"localhost"}
@@ -140,19 +139,26 @@ class ClientKeys:
         return keys
 
 
-class PrivateKeyJwtAuth(JWTBearerClientAssertion):
-    """authlib client-auth method ``private_key_jwt`` with the SMART / RFC 7523 checks above."""
+def _extract(assertion: str) -> tuple[dict, dict]:
+    """Header and claims of a compact JWS, unverified (to find the client and the ``kid``)."""
+    try:
+        obj = jws.extract_compact(assertion.encode())
+        claims = json.loads(obj.payload)
+    except (JoseError, ValueError, UnicodeError):
+        raise InvalidClientError(description="client_assertion is not a valid JWT") from None
+    if not isinstance(claims, dict):
+        raise InvalidClientError(description="client_assertion is not a valid JWT")
+    return obj.headers(), claims
 
-    CLIENT_AUTH_METHOD = PRIVATE_KEY_JWT
+
+class PrivateKeyJwtAuth:
+    """authlib client-auth method (``server.register_client_auth_method``) ``private_key_jwt``
+    with the SMART / RFC 7523 checks above; signatures verified by joserfc."""
 
     def __init__(self, token_endpoint: str, client_keys: ClientKeys):
-        super().__init__(validate_jti=True, leeway=0)
         self.token_endpoint = token_endpoint
         self.client_keys = client_keys
         self.jti_cache = JwtIdCache()
-
-    def get_audiences(self):
-        return [self.token_endpoint]
 
     def __call__(self, query_client, request):
         data = request.form
@@ -161,7 +167,7 @@ class PrivateKeyJwtAuth(JWTBearerClientAssertion):
             return None
         if assertion_type != ASSERTION_TYPE or not assertion:
             raise InvalidClientError(description=f"client_assertion_type must be {ASSERTION_TYPE} with a client_assertion")
-        headers, claims = self.extract_assertion(assertion)
+        headers, claims = _extract(assertion)
         alg = headers.get("alg")
         if alg not in ASSERTION_ALGORITHMS:
             raise InvalidClientError(description=f"client_assertion alg must be one of {', '.join(ASSERTION_ALGORITHMS)}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from .discovery import openid_configuration
 from .fhir_api import _check_read_params, _unauthorized, authorize_request, check_format, fhir_response
@@ -60,8 +60,6 @@ def openid_configuration_document():
 
 
 def _bearer_record():
-    from flask import request
-
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise _unauthorized("missing bearer token")

@@ -188,7 +188,7 @@ def test_wrong_assertion_type(asym, keys):
 
 
 def test_garbage_assertion(asym):
-    _refused(_exchange(asym, "not.a.jwt"), "Invalid JWT")
+    _refused(_exchange(asym, "not.a.jwt"), "client_assertion is not a valid JWT")
 
 
 def test_default_registration_has_no_keys(keys):
