@@ -11,6 +11,14 @@ OAuth 2.0 way (RFC 6749 §4.1.2.1):
 * malformed SMART scope -> ``invalid_scope``; PKCE problems -> ``invalid_request``;
 * ``deny`` fault -> ``access_denied``.
 
+RFC 9207: every redirect to the client (code or error) carries ``iss`` = the issuer
+(``PUBLIC_BASE_URL``) unless ``AUTHORIZATION_RESPONSE_ISS`` is false (then discovery
+does not advertise it either); the launch faults ``omit_iss`` / ``wrong_iss`` drop it or
+send :data:`sandbox.launches.WRONG_ISSUER` while discovery still advertises support.
+
+Also here: ``GET /oauth2/jwks`` (the ``jwks_uri``, id_token keys). Registering this
+blueprint also registers :mod:`sandbox.identity` (openid-configuration, Practitioner, Encounter).
+
 EHR launch: the demo clinician is signed in, so no consent screen. Standalone
 launch (``launch/patient`` without ``launch``): a patient picker; the pending
 request is kept server side under a random id that the form posts back.
@@ -24,14 +32,35 @@ import threading
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
-from flask import Blueprint, current_app, make_response, render_template, request
+from flask import Blueprint, current_app, g, jsonify, make_response, render_template, request
 
 from . import clock
-from .launches import LaunchContext, LaunchError
+from .identity import bp as identity_bp
+from .launches import WRONG_ISSUER, LaunchContext, LaunchError
 from .oauth import AuthorizedUser
 from .state import get_state
 
 bp = Blueprint("oauth2", __name__, url_prefix="/oauth2")
+
+
+@bp.record_once
+def _register_identity(setup_state):
+    # The OIDC / identity endpoints belong with the authorization server.
+    setup_state.app.register_blueprint(identity_bp)
+
+
+@bp.after_request
+def _authorization_response_iss(response):
+    """RFC 9207 §2: add ``iss`` to every authorization response redirect (success and error)."""
+    if request.endpoint not in ("oauth2.authorize", "oauth2.authorize_picked") or response.status_code not in (302, 303):
+        return response
+    state = get_state()
+    fault = getattr(g, "sandbox_iss_fault", None)
+    location = response.headers.get("Location")
+    if location and state.config["AUTHORIZATION_RESPONSE_ISS"] and fault != "omit_iss":
+        issuer = WRONG_ISSUER if fault == "wrong_iss" else state.oauth.issuer
+        response.headers["Location"] = add_params_to_uri(location, [("iss", issuer)])
+    return response
 
 PENDING_LIFETIME = 600
 
@@ -117,6 +146,8 @@ def authorize():
             context = state.launches.consume(launch)
         except LaunchError as exc:
             return _redirect_error(InvalidRequestError(str(exc)), redirect_uri, oauth_state)
+        if context.faults.omit_iss or context.faults.wrong_iss:
+            g.sandbox_iss_fault = "omit_iss" if context.faults.omit_iss else "wrong_iss"
         if context.faults.deny:
             return _redirect_error(
                 AccessDeniedError("The user denied access to the imaging app"), redirect_uri, oauth_state
@@ -169,5 +200,17 @@ def authorize_picked():
 
 @bp.post("/token")
 def token():
-    """Token endpoint: ``authorization_code`` and ``refresh_token`` grants (JSON errors per RFC 6749 §5.2)."""
+    """Token endpoint: ``authorization_code`` and ``refresh_token`` grants (JSON errors per RFC 6749 §5.2).
+
+    Client authentication: ``none``, ``client_secret_basic`` or ``private_key_jwt`` (per client).
+    """
     return get_state().oauth.create_token_response()
+
+
+@bp.get("/jwks")
+def jwks():
+    """``jwks_uri``: the public keys that sign id_tokens (public, CORS ``*``)."""
+    response = jsonify(get_state().oauth.signing_keys.jwks())
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = "no-cache"
+    return response

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,38 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTS_FILE": str(PACKAGE_DIR / "clients.json"),
     "EXTRA_HISTORIES": {},
     "HIDE_IMAGINGSTUDY": False,
+    # RFC 9207: ``iss`` on every authorization response (and advertised in discovery)
+    "AUTHORIZATION_RESPONSE_ISS": True,
+    # OpenID Connect id_token (RS256)
+    "ID_TOKEN_LIFETIME": 300,
+    "ID_TOKEN_FAULT": None,
+    "ID_TOKEN_PRIVATE_KEY": None,
+    # extra / replacing client registrations and client keys (private_key_jwt)
+    "CLIENTS": [],
+    "CLIENT_JWKS": {},
+    "CLIENT_JWKS_URIS": {},
+    "JWKS_URI_TIMEOUT": 2.0,
+    "JWKS_URI_MAX_BYTES": 65536,
+    "JWKS_URI_CACHE_SECONDS": 300,
 }
+
+#: ``ID_TOKEN_FAULT`` / launch fault ``id_token`` values (see ``sandbox/README.md``).
+ID_TOKEN_FAULTS = (
+    "bad-signature",
+    "wrong-aud",
+    "wrong-iss",
+    "expired",
+    "nonce-mismatch",
+    "unknown-kid",
+    "rotate-key",
+    "alg-none",
+    "hs256-with-public-key",
+)
+
+#: per-client environment variables: ``SANDBOX_CLIENT_JWKS_<ID>`` / ``SANDBOX_CLIENT_JWKS_URI_<ID>``
+#: where ``<ID>`` is the client id upper-cased with every other character than A-Z, 0-9 as ``_``.
+CLIENT_JWKS_ENV_PREFIX = "SANDBOX_CLIENT_JWKS_"
+CLIENT_JWKS_URI_ENV_PREFIX = "SANDBOX_CLIENT_JWKS_URI_"
 
 _INT_KEYS = {
     "ACCESS_TOKEN_LIFETIME",
@@ -35,7 +67,58 @@ _INT_KEYS = {
     "CODE_LIFETIME",
     "LAUNCH_LIFETIME",
     "LATENCY_MS",
+    "ID_TOKEN_LIFETIME",
+    "JWKS_URI_MAX_BYTES",
+    "JWKS_URI_CACHE_SECONDS",
 }
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_bool(value: Any, key: str) -> bool:
+    """``True``/``False`` or one of ``1 true yes on`` / ``0 false no off`` (any case)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{key} must be a boolean, got {value!r}")
+
+
+def env_client_name(client_id: str) -> str:
+    """``imaging-app-asymmetric`` -> ``IMAGING_APP_ASYMMETRIC`` (suffix of the per-client env vars)."""
+    return re.sub(r"[^A-Z0-9]", "_", client_id.upper())
+
+
+def _json_value(value: Any, key: str) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not text.startswith(("{", "[")):
+            text = Path(text).read_text(encoding="utf-8")  # a file path
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{key}: not valid JSON ({exc})") from None
+    return value
+
+
+def _client_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Per-client JWKS / jwks_uri from ``SANDBOX_CLIENT_JWKS_<ID>`` / ``SANDBOX_CLIENT_JWKS_URI_<ID>``."""
+    jwks, uris = {}, {}
+    whole = {f"SANDBOX_{key}" for key in DEFAULTS}
+    for name, value in environ.items():
+        if not value or name in whole:
+            continue
+        if name.startswith(CLIENT_JWKS_URI_ENV_PREFIX):
+            uris[name[len(CLIENT_JWKS_URI_ENV_PREFIX):]] = value.strip()
+        elif name.startswith(CLIENT_JWKS_ENV_PREFIX):
+            jwks[name[len(CLIENT_JWKS_ENV_PREFIX):]] = _json_value(value, name)
+    return jwks, uris
 
 
 def parse_histories(value: str | Mapping[str, int] | None) -> dict[str, int]:
@@ -85,8 +168,23 @@ def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str
     for key in _INT_KEYS:
         config[key] = int(config[key])
     config["EXTRA_HISTORIES"] = parse_histories(config["EXTRA_HISTORIES"])
-    hide = config["HIDE_IMAGINGSTUDY"]
-    config["HIDE_IMAGINGSTUDY"] = hide if isinstance(hide, bool) else str(hide).strip().lower() in ("1", "true", "yes", "on")
+    config["HIDE_IMAGINGSTUDY"] = parse_bool(config["HIDE_IMAGINGSTUDY"], "HIDE_IMAGINGSTUDY")
+    config["AUTHORIZATION_RESPONSE_ISS"] = parse_bool(config["AUTHORIZATION_RESPONSE_ISS"], "AUTHORIZATION_RESPONSE_ISS")
+    config["JWKS_URI_TIMEOUT"] = float(config["JWKS_URI_TIMEOUT"])
+    fault = config["ID_TOKEN_FAULT"] or None
+    if fault is not None and fault not in ID_TOKEN_FAULTS:
+        raise ValueError(f"ID_TOKEN_FAULT must be one of {', '.join(ID_TOKEN_FAULTS)}, got {fault!r}")
+    config["ID_TOKEN_FAULT"] = fault
+    clients = _json_value(config["CLIENTS"], "CLIENTS") or []
+    if isinstance(clients, Mapping):
+        clients = list(clients.get("clients", []))
+    config["CLIENTS"] = [dict(entry) for entry in clients]
+    # per-client env vars (lowest), then the SANDBOX_CLIENT_JWKS[_URIS] mapping / override mapping
+    env_jwks, env_uris = _client_env(environ)
+    env_jwks.update({env_client_name(k): v for k, v in dict(_json_value(config["CLIENT_JWKS"], "CLIENT_JWKS") or {}).items()})
+    env_uris.update({env_client_name(k): v for k, v in dict(_json_value(config["CLIENT_JWKS_URIS"], "CLIENT_JWKS_URIS") or {}).items()})
+    config["CLIENT_JWKS"] = {k: _json_value(v, f"CLIENT_JWKS[{k}]") for k, v in env_jwks.items()}
+    config["CLIENT_JWKS_URIS"] = env_uris
     config["PUBLIC_BASE_URL"] = str(config["PUBLIC_BASE_URL"]).rstrip("/")
     config["APP_ORIGIN"] = str(config["APP_ORIGIN"]).rstrip("/")
     if not config["APP_LAUNCH_URL"]:

@@ -17,7 +17,7 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request
 from werkzeug.datastructures import MultiDict
 
 from .config import origin_of
-from .launches import Faults, LaunchContext, LaunchRequestError, build_launch_url
+from .launches import LAUNCH_OPTION_KEYS, Faults, LaunchContext, LaunchRequestError, build_launch_url, parse_launch_options
 from .state import get_state
 
 bp = Blueprint("ehr", __name__, url_prefix="/ehr")
@@ -51,11 +51,13 @@ def _ehr_policy(response):
     return response
 
 
-def create_launch(patient_id: str, study_id: str | None, need_patient_banner: bool, faults: Faults) -> dict[str, str]:
+def create_launch(patient_id: str, study_id: str | None, need_patient_banner: bool, faults: Faults,
+                  options: dict[str, Any] | None = None) -> dict[str, str]:
     """Create an EHR launch; return ``{"launch", "iss", "launch_url"}``.
 
     Raises :class:`LaunchRequestError` if the patient is unknown or the study
     is not one of that patient's studies. Shared by the chart form and the API.
+    *options*: extra launch options (:data:`sandbox.launches.LAUNCH_OPTION_KEYS`).
     """
     state = get_state()
     patient = state.dataset.patient(patient_id)
@@ -63,7 +65,8 @@ def create_launch(patient_id: str, study_id: str | None, need_patient_banner: bo
         raise LaunchRequestError(f"unknown patient {patient_id!r}")
     if study_id is not None and all(s.id != study_id for s in patient.studies):
         raise LaunchRequestError(f"study {study_id!r} does not belong to patient {patient_id!r}")
-    launch = state.launches.create(LaunchContext(patient_id, study_id, need_patient_banner, faults))
+    extra = parse_launch_options(options or {}, patient_id, {s.id for s in patient.studies})
+    launch = state.launches.create(LaunchContext(patient_id, study_id, need_patient_banner, faults, **extra))
     iss = state.fhir_base_url
     return {"launch": launch, "iss": iss, "launch_url": build_launch_url(state.config["APP_LAUNCH_URL"], iss, launch)}
 
@@ -163,12 +166,15 @@ def launch_window(patient_id: str):
 def api_create_launch():
     """``POST /ehr/api/launches`` JSON ``{"patient", "study"?, "need_patient_banner"?, "faults"?}`` -> 201.
 
+    Also ``encounter``, ``fhir_context``, ``intent``, ``tenant``, ``access_token_lifetime``
+    (see :func:`sandbox.launches.parse_launch_options`).
+
     400 ``{"error": ...}`` for a bad body, unknown patient, foreign study or bad fault.
     """
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("patient"), str):
         return jsonify(error="JSON body with a string 'patient' is required"), 400
-    unknown = set(body) - {"patient", "study", "need_patient_banner", "faults"}
+    unknown = set(body) - {"patient", "study", "need_patient_banner", "faults", *LAUNCH_OPTION_KEYS}
     if unknown:
         return jsonify(error=f"unknown field(s): {', '.join(sorted(unknown))}"), 400
     study = body.get("study")
@@ -177,7 +183,8 @@ def api_create_launch():
         return jsonify(error="'study' must be a string or null, 'need_patient_banner' a boolean"), 400
     try:
         faults = Faults.from_mapping(body.get("faults"))
-        result = create_launch(body["patient"], study, banner, faults)
+        result = create_launch(body["patient"], study, banner, faults,
+                               {k: body[k] for k in LAUNCH_OPTION_KEYS if k in body})
     except LaunchRequestError as exc:
         return jsonify(error=str(exc)), 400
     return jsonify(result), 201

@@ -6,16 +6,21 @@
   required, ``plain`` refused; missing/wrong ``code_verifier`` -> ``invalid_grant``).
 * :class:`SmartRefreshTokenGrant` — rotating refresh tokens (old one revoked).
 * :class:`OAuthStore` — thread-safe in-memory codes and tokens.
+* OpenID Connect: an ``id_token`` (:mod:`sandbox.oidc`) when ``openid`` is granted.
+* ``private_key_jwt`` client authentication (:mod:`sandbox.client_auth`).
+* Client registrations: ``clients.json`` plus the ``CLIENTS``, ``CLIENT_JWKS`` and
+  ``CLIENT_JWKS_URIS`` config overrides (:func:`apply_client_overrides`).
 
 Tokens are opaque (``secrets.token_urlsafe``); nothing here logs them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,17 +31,27 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGr
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from . import clock
+from .client_auth import PRIVATE_KEY_JWT, ClientKeyError, ClientKeys, PrivateKeyJwtAuth, import_jwks
+from .config import env_client_name
 from .launches import LaunchContext
+from .oidc import SigningKeys, build_id_token, load_private_key_setting
 from .scopes import ScopeError, narrow_scope, validate_scope
 
 REFRESH_SCOPES = ("offline_access", "online_access")
 DEMO_PRACTITIONER = "Practitioner/dr-demo"
+TOKEN_ENDPOINT_AUTH_METHODS = [PRIVATE_KEY_JWT, "client_secret_basic", "none"]
 
 
 # --------------------------------------------------------------------------- clients
 @dataclass
 class Client(ClientMixin):
-    """A registered SMART client (public: ``none``; confidential symmetric: ``client_secret_basic``)."""
+    """A registered SMART client.
+
+    ``token_endpoint_auth_method``: ``none`` (public), ``client_secret_basic`` (confidential
+    symmetric, ``client_secret``) or ``private_key_jwt`` (confidential asymmetric, public keys in
+    ``jwks`` or at ``jwks_uri``). ``access_token_lifetime``: seconds, overrides
+    ``ACCESS_TOKEN_LIFETIME`` for this client (a launch's own option wins).
+    """
 
     client_id: str
     client_name: str
@@ -45,6 +60,23 @@ class Client(ClientMixin):
     grant_types: list[str]
     response_types: list[str]
     client_secret: str | None = None
+    jwks: dict | None = None
+    jwks_uri: str | None = None
+    access_token_lifetime: int | None = None
+
+    def __post_init__(self):
+        if self.token_endpoint_auth_method not in TOKEN_ENDPOINT_AUTH_METHODS:
+            raise ValueError(f"client {self.client_id}: unsupported token_endpoint_auth_method")
+        if self.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+            if (self.jwks is None) == (self.jwks_uri is None):
+                raise ValueError(f"client {self.client_id}: private_key_jwt needs exactly one of jwks, jwks_uri")
+            if self.jwks is not None:
+                try:
+                    import_jwks(self.jwks)
+                except ClientKeyError as exc:
+                    raise ValueError(f"client {self.client_id}: {exc}") from None
+        if self.access_token_lifetime is not None and int(self.access_token_lifetime) < 0:
+            raise ValueError(f"client {self.client_id}: access_token_lifetime must be >= 0")
 
     def get_client_id(self):
         return self.client_id
@@ -78,12 +110,41 @@ def load_clients(path: str | Path, app_origin: str) -> dict[str, Client]:
     """
     with open(path, encoding="utf-8") as handle:
         data = json.load(handle)
-    clients = {}
-    for entry in data["clients"]:
-        entry = dict(entry)
-        entry["redirect_uris"] = [uri.replace("{app_origin}", app_origin) for uri in entry["redirect_uris"]]
-        clients[entry["client_id"]] = Client(**entry)
-    return clients
+    return {client.client_id: client for client in (_client_from(entry, app_origin) for entry in data["clients"])}
+
+
+def _client_from(entry: Mapping[str, Any], app_origin: str) -> Client:
+    entry = dict(entry)
+    entry["redirect_uris"] = [uri.replace("{app_origin}", app_origin) for uri in entry["redirect_uris"]]
+    if entry.get("jwks_uri"):
+        entry["jwks_uri"] = entry["jwks_uri"].replace("{app_origin}", app_origin)
+    return Client(**entry)
+
+
+def apply_client_overrides(clients: Mapping[str, Client], settings: Mapping[str, Any]) -> dict[str, Client]:
+    """Registrations after the config overrides.
+
+    ``CLIENTS``: entries shaped like ``clients.json`` ones, added or replacing by ``client_id``.
+    ``CLIENT_JWKS`` / ``CLIENT_JWKS_URIS``: ``{client_id: JWK Set}`` / ``{client_id: url}`` (keys
+    compared as :func:`sandbox.config.env_client_name`), replacing a ``private_key_jwt``
+    client's key source. Raises ``ValueError`` for a bad entry.
+    """
+    result = dict(clients)
+    for entry in settings.get("CLIENTS") or []:
+        client = _client_from(entry, settings["APP_ORIGIN"])
+        result[client.client_id] = client
+    jwks, uris = settings.get("CLIENT_JWKS") or {}, settings.get("CLIENT_JWKS_URIS") or {}
+    for client_id, client in list(result.items()):
+        name = env_client_name(client_id)
+        if name in jwks:
+            result[client_id] = dataclasses.replace(client, jwks=jwks[name], jwks_uri=None)
+        elif name in uris:
+            result[client_id] = dataclasses.replace(client, jwks=None, jwks_uri=uris[name])
+    known = {env_client_name(c) for c in result}
+    for name in set(jwks) | set(uris):
+        if name not in known:
+            raise ValueError(f"CLIENT_JWKS / CLIENT_JWKS_URIS name an unknown client ({name})")
+    return result
 
 
 # --------------------------------------------------------------------------- models
@@ -93,6 +154,7 @@ class AuthorizedUser:
 
     context: LaunchContext
     fhir_user: str = DEMO_PRACTITIONER
+    auth_time: float = field(default_factory=clock.now)
 
     def get_user_id(self):
         return self.fhir_user
@@ -110,6 +172,7 @@ class AuthorizationCode(AuthorizationCodeMixin):
     code_challenge_method: str
     user: AuthorizedUser
     issued_at: float
+    nonce: str | None = None
 
     def get_redirect_uri(self):
         return self.redirect_uri
@@ -254,7 +317,7 @@ class S256CodeChallenge(CodeChallenge):
 class SmartAuthorizationCodeGrant(AuthorizationCodeGrant):
     """Authorization code grant storing the SMART launch context with the code."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
 
     def save_authorization_code(self, code, request):
         user: AuthorizedUser = request.user
@@ -272,6 +335,7 @@ class SmartAuthorizationCodeGrant(AuthorizationCodeGrant):
                 code_challenge_method=data.get("code_challenge_method"),
                 user=user,
                 issued_at=clock.now(),
+                nonce=data.get("nonce"),
             )
         )
 
@@ -288,7 +352,7 @@ class SmartAuthorizationCodeGrant(AuthorizationCodeGrant):
 class SmartRefreshTokenGrant(RefreshTokenGrant):
     """Refresh grant with rotation: each use returns a new refresh token and revokes the old one."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_ENDPOINT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
@@ -306,17 +370,30 @@ class SmartAuthorizationServer(AuthorizationServer):
     """authlib authorization server with SMART scope checks and SMART token responses.
 
     ``config`` keys used: ``ACCESS_TOKEN_LIFETIME``, ``REFRESH_TOKEN_LIFETIME``,
-    ``PUBLIC_BASE_URL`` (for ``smart_style_url``).
+    ``PUBLIC_BASE_URL`` (issuer, ``smart_style_url``, token endpoint = client-assertion
+    ``aud``), ``ID_TOKEN_*``, ``CLIENTS``, ``CLIENT_JWKS``, ``CLIENT_JWKS_URIS``, ``JWKS_URI_*``.
     """
 
     def __init__(self, app, clients: Mapping[str, Client], store: OAuthStore, config: Mapping[str, Any]):
-        self.clients = dict(clients)
-        self.store = store
         self.settings = dict(config)
+        self.clients = apply_client_overrides(clients, self.settings)
+        self.store = store
+        self.issuer = self.settings["PUBLIC_BASE_URL"]
+        self.token_endpoint = self.issuer + "/oauth2/token"
+        self.signing_keys = SigningKeys(load_private_key_setting(self.settings.get("ID_TOKEN_PRIVATE_KEY")))
         super().__init__(app, query_client=self.clients.get, save_token=self._save_token)
         self.register_token_generator("default", self._generate_token)
+        self.private_key_jwt = PrivateKeyJwtAuth(self.token_endpoint, ClientKeys(self.settings))
+        self.register_client_auth_method(PRIVATE_KEY_JWT, self.private_key_jwt)
         self.register_grant(SmartAuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(SmartRefreshTokenGrant)
+
+    def access_token_lifetime(self, client: Client, context: LaunchContext) -> int:
+        """Launch option ``access_token_lifetime``, else the client's, else ``ACCESS_TOKEN_LIFETIME``."""
+        for value in (context.access_token_lifetime, client.access_token_lifetime):
+            if value is not None:
+                return int(value)
+        return int(self.settings["ACCESS_TOKEN_LIFETIME"])
 
     def validate_requested_scope(self, scope):
         """SMART scope grammar (see :mod:`sandbox.scopes`); malformed -> ``invalid_scope``."""
@@ -329,7 +406,7 @@ class SmartAuthorizationServer(AuthorizationServer):
         token = {
             "token_type": "Bearer",
             "access_token": secrets.token_urlsafe(32),
-            "expires_in": int(self.settings["ACCESS_TOKEN_LIFETIME"]),
+            "expires_in": self.access_token_lifetime(client, user.context),
             "scope": scope,
         }
         if include_refresh_token and any(s in (scope or "").split() for s in REFRESH_SCOPES):
@@ -360,5 +437,26 @@ class SmartAuthorizationServer(AuthorizationServer):
             token["patient"] = context.patient
         token["need_patient_banner"] = context.need_patient_banner
         token["smart_style_url"] = self.settings["PUBLIC_BASE_URL"] + "/ehr/smart-style.json"
-        if context.study:
-            token["fhirContext"] = [{"reference": f"ImagingStudy/{context.study}"}]
+        if context.encounter:
+            token["encounter"] = context.encounter
+        fhir_context = context.fhir_context_items()
+        if fhir_context:
+            token["fhirContext"] = fhir_context
+        if context.intent:
+            token["intent"] = context.intent
+        if context.tenant:
+            token["tenant"] = context.tenant
+        scopes = (token["scope"] or "").split()
+        if "openid" in scopes:
+            code = getattr(request, "authorization_code", None) if request.payload.grant_type == "authorization_code" else None
+            token["id_token"] = build_id_token(
+                self.signing_keys,
+                issuer=self.issuer,
+                client_id=request.client.get_client_id(),
+                subject=user.fhir_user.partition("/")[2],
+                fhir_user=self.settings["PUBLIC_BASE_URL"] + "/fhir/" + user.fhir_user if "fhirUser" in scopes else None,
+                auth_time=user.auth_time,
+                lifetime=int(self.settings["ID_TOKEN_LIFETIME"]),
+                nonce=code.nonce if code is not None else None,  # OIDC §12.2: no nonce on refresh
+                fault=context.faults.id_token or self.settings.get("ID_TOKEN_FAULT"),
+            )

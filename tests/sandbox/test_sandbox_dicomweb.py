@@ -370,7 +370,7 @@ def test_hide_imagingstudy(hidden):
         assert outcome["resourceType"] == "OperationOutcome"
         assert outcome["issue"][0]["code"] == "not-supported"
     types = [r["type"] for r in hidden.fhir("metadata").get_json()["rest"][0]["resource"]]
-    assert types == ["Patient", "Endpoint"]
+    assert types == ["Patient", "Endpoint", "Practitioner", "Encounter"]
     assert hidden.fhir("Patient/pt-1001", token).status_code == 200
     studies = get(hidden, "studies?PatientID=M0041001", token).get_json()
     assert {values(s, "0020000D")[0] for s in studies} == PT_1001_UIDS
@@ -378,7 +378,7 @@ def test_hide_imagingstudy(hidden):
 
 def test_imagingstudy_listed_by_default(smart):
     types = [r["type"] for r in smart.fhir("metadata").get_json()["rest"][0]["resource"]]
-    assert types == ["Patient", "ImagingStudy", "Endpoint"]
+    assert types == ["Patient", "ImagingStudy", "Endpoint", "Practitioner", "Encounter"]
 
 
 @pytest.mark.parametrize("raw,expected", [("1", True), ("true", True), ("0", False), ("", False)])

@@ -11,7 +11,7 @@ def test_smart_configuration(sandbox_client):
     assert body["token_endpoint"] == "http://localhost:8800/oauth2/token"
     assert body["code_challenge_methods_supported"] == ["S256"]
     assert set(body["grant_types_supported"]) == {"authorization_code", "refresh_token"}
-    assert set(body["token_endpoint_auth_methods_supported"]) == {"none", "client_secret_basic"}
+    assert set(body["token_endpoint_auth_methods_supported"]) == {"none", "client_secret_basic", "private_key_jwt"}
     for capability in ("launch-ehr", "launch-standalone", "client-public", "client-confidential-symmetric",
                        "context-ehr-patient", "context-standalone-patient", "context-banner", "context-style",
                        "permission-patient", "permission-offline", "permission-v1", "permission-v2"):
