@@ -193,8 +193,11 @@ def check_url(url: str, *, require_secure_transport: bool = True, allow_fragment
     u3_host = (u3.host or "").lower()
     if u3_host.startswith("["):
         u3_host = _normalise_host(u3_host)
+    split_host = split.hostname or ""
+    if ":" in split_host:
+        split_host = _normalise_host(f"[{split_host}]")
     if ((u3.scheme, u3_host, u3.port or DEFAULT_PORTS[scheme]) != origin or u3.auth is not None
-            or (split.scheme.lower(), split.hostname, split_port or DEFAULT_PORTS[scheme]) != origin
+            or (split.scheme.lower(), split_host, split_port or DEFAULT_PORTS[scheme]) != origin
             or split.username is not None or split.password is not None):
         raise RefusedTarget("parsers_disagree", origin=origin_text)
 
