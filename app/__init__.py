@@ -22,7 +22,7 @@ from typing import Any, Mapping
 from flask import Flask
 
 from .config import PROJECT_ROOT, ConfigError, load_settings, parse_settings
-from .http import OutboundSession
+from .outbound import OutboundClient
 from .launches.store import LaunchStore
 from .smart.discovery import SmartDiscovery
 
@@ -61,7 +61,7 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"), instance_path=str(PROJECT_ROOT / "instance"))
     app.config["SECRET_KEY"] = secret_key or _secret_key(Path(app.instance_path))
-    outbound = OutboundSession(settings.fhir.timeout)
+    outbound = OutboundClient(settings.fhir.connect_timeout, settings.fhir.read_timeout)
     store = LaunchStore(store_path or settings.store_path, app.config["SECRET_KEY"])
     store.purge_expired()
     logging.getLogger("fhirclient").setLevel(logging.ERROR)  # its model warnings may quote resource data

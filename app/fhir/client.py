@@ -1,9 +1,11 @@
 """FHIR reads and searches for one launch, with the launch's bearer token, through the app's outbound session.
 
-The bearer token is sent only to the origin of ``iss``; redirects are never
-followed; a 2xx answer must be FHIR JSON. Failures are raised as
-:mod:`app.fhir.errors` facts (401 as :class:`FhirUnauthorized`, so the caller
-can refresh) or transport facts (:mod:`app.http`).
+Every request goes through the guarded outbound client under a ``"fhir"``
+policy allowing only the origin of ``iss``: the bearer token goes nowhere
+else, redirects are never followed, each page is bounded in time and bytes
+and its JSON decoded safely. A 2xx answer must be FHIR JSON. Failures are
+raised as :mod:`app.fhir.errors` facts (401 as :class:`FhirUnauthorized`, so
+the caller can renew the token) or transport facts (:mod:`app.outbound.errors`).
 
 Paging follows FHIR R4 §3.1.1.5.6 (Paging) and §3.1.1.4.6: ``next`` links are
 resolved against the page URL (RFC 3986 §5), followed only on the origin of
@@ -18,32 +20,39 @@ import logging
 from typing import Any, Iterator
 from urllib.parse import urljoin
 
-import requests
 from authlib.integrations.requests_client import OAuth2Auth
 
-from ..http import (FHIR_ACCEPT, OutboundError, OutboundSession, UpstreamTimeout, is_json_content_type,
-                    transport_error)
-from ..urls import base_dir, same_origin
+from ..outbound import (InvalidJson, OutboundClient, OutboundError, RedirectRefused, ResponseTooLarge,
+                        UpstreamResponse, UpstreamTimeout)
+from ..outbound.jsonsafe import is_json_media_type
+from ..urls import base_dir, origin_of, same_origin
 from .errors import FhirBadContent, FhirError, FhirHttpError, FhirRedirect, FhirUnauthorized
 from .outcome import outcome_text
 
 log = logging.getLogger(__name__)
 
 
-def _json_body(response: requests.Response) -> Any:
+FHIR_ACCEPT = "application/fhir+json, application/json;q=0.9"
+
+
+def _json_body(response: UpstreamResponse) -> Any:
+    """The decoded JSON body of an error answer, or ``None`` (not JSON, or not decodable)."""
+    if not is_json_media_type(response.headers.get("Content-Type")):
+        return None
     try:
         return response.json()
-    except (ValueError, RecursionError):
+    except InvalidJson:
         return None
 
 
 class FhirClient:
     """Reads and searches one FHIR server (``fhir_base_url``, the launch's ``iss``) with one access token."""
 
-    def __init__(self, fhir_base_url: str, access_token: str, outbound: OutboundSession):
+    def __init__(self, fhir_base_url: str, access_token: str, outbound: OutboundClient):
         self.fhir_base_url = fhir_base_url
         self._base = base_dir(fhir_base_url)
         self._outbound = outbound
+        self._policy = outbound.policy("fhir", origin_of(fhir_base_url))
         self._auth = OAuth2Auth({"access_token": access_token, "token_type": "Bearer"})
 
     def absolute(self, path_or_url: str) -> str:
@@ -64,23 +73,21 @@ class FhirClient:
         if not same_origin(url, self.fhir_base_url):
             raise ValueError("the URL is not on the FHIR server's origin")
         try:
-            response = self._outbound.get(url, headers={"Accept": FHIR_ACCEPT}, auth=self._auth)
-        except requests.RequestException as exc:
-            raise transport_error("fhir", exc) from None
-        status = response.status_code
+            response = self._outbound.get(url, policy=self._policy, headers={"Accept": FHIR_ACCEPT}, auth=self._auth)
+        except RedirectRefused as exc:
+            raise FhirRedirect(resource_type, interaction, exc.status or 0) from None
+        status = response.status
         if status == 401:
             raise FhirUnauthorized(resource_type, interaction, outcome_text(_json_body(response)))
         if status >= 400:
-            body = _json_body(response) if is_json_content_type(response.headers.get("Content-Type")) else None
-            raise FhirHttpError(resource_type, interaction, status, outcome_text(body))
-        if 300 <= status < 400:
-            raise FhirRedirect(resource_type, interaction, status)
-        if not is_json_content_type(response.headers.get("Content-Type")):
-            media = (response.headers.get("Content-Type") or "none").split(";")[0].strip()[:100]
+            raise FhirHttpError(resource_type, interaction, status, outcome_text(_json_body(response)))
+        if not is_json_media_type(response.headers.get("Content-Type")):
+            media = (response.media_type or "none")[:100]
             raise FhirBadContent(resource_type, interaction, "content-type", media_type=media)
-        body = _json_body(response)
-        if body is None:
-            raise FhirBadContent(resource_type, interaction, "invalid-json")
+        try:
+            body = response.json()
+        except InvalidJson:
+            raise FhirBadContent(resource_type, interaction, "invalid-json") from None
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
             raise FhirBadContent(resource_type, interaction, "not-a-resource")
         return body
@@ -218,4 +225,8 @@ def _short_reason(exc: Exception) -> str:
     if isinstance(exc, FhirBadContent):
         return {"content-type": f"unexpected content type {exc.media_type}", "invalid-json": "not valid JSON",
                 "not-a-resource": "not a FHIR resource"}.get(exc.problem, exc.problem)
-    return "no answer in time" if isinstance(exc, UpstreamTimeout) else "the server could not be reached"
+    if isinstance(exc, ResponseTooLarge):
+        return f"larger than the app accepts ({exc.limit_bytes // (1024 * 1024)} MiB)"
+    if isinstance(exc, UpstreamTimeout):
+        return "no answer in time"
+    return "the server could not be reached" if not isinstance(exc, InvalidJson) else "not valid JSON"

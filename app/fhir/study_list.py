@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from ..http import OutboundError
+from ..outbound import OutboundError
 from .client import FhirClient
 from .errors import FhirError, FhirHttpError, FhirUnauthorized
 from .imaging import StudySummary, newest_first, summarize

@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 
 from ..config import EhrRegistration, Settings
 from ..fhir.errors import FhirUnauthorized
-from ..http import OutboundError, OutboundSession
+from ..outbound import OutboundClient, OutboundError
 from ..smart.authorization import refresh
 from ..smart.errors import SmartError
 from .errors import AuthorizationExpired, RegistrationRemoved
@@ -34,7 +34,7 @@ class LaunchContext:
     """One active launch of this browser, for the length of one request (at most one token renewal)."""
 
     def __init__(self, launch: StoredLaunch[ActiveLaunch], ehr: EhrRegistration, store: LaunchStore,
-                 settings: Settings, outbound: OutboundSession):
+                 settings: Settings, outbound: OutboundClient):
         self.launch = launch
         self.ehr = ehr
         self._store = store
@@ -43,7 +43,7 @@ class LaunchContext:
         self._renewed = False
 
     @classmethod
-    def load(cls, store: LaunchStore, settings: Settings, outbound: OutboundSession,
+    def load(cls, store: LaunchStore, settings: Settings, outbound: OutboundClient,
              launch_id: str, browser_id: str | None) -> "LaunchContext":
         """The active launch ``launch_id`` of this browser.
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import requests
 from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.requests_client import OAuth2Session
 
 from ..config import EhrRegistration
-from ..http import OutboundSession, transport_error
+from ..outbound import GuardedOAuth2Session, InvalidJson, OutboundClient, OutboundError, UnexpectedContentType
+from ..urls import origin_of
 from .discovery import SmartConfiguration
 from .errors import AuthorizationRefused, InvalidTokenResponse, TokenEndpointError
 from .scopes import requested_scope
@@ -40,29 +40,25 @@ class AuthorizationRequest:
     scope: str
 
 
-def _oauth_client(ehr: EhrRegistration, redirect_uri: str, outbound: OutboundSession,
-                  scope: str | None = None) -> OAuth2Session:
-    """An authlib client for one exchange, sharing ``outbound``'s connection pools, timeout and retries.
+def _oauth_client(ehr: EhrRegistration, redirect_uri: str, outbound: OutboundClient, token_endpoint: str,
+                  scope: str | None = None) -> GuardedOAuth2Session:
+    """An authlib client for one exchange with ``token_endpoint``, through the guarded outbound client.
 
-    Not closed after use: closing a session closes its adapters, which are ``outbound``'s.
+    Its requests may go to the token endpoint's origin only, never follow a
+    redirect (the code and ``code_verifier`` are never re-posted elsewhere),
+    and are bounded in time and size (RFC 9700 §4.11, RFC 6749 §10.6).
     """
     secret = ehr.client_secret
-    oauth = OAuth2Session(
+    return outbound.oauth_session(
+        outbound.policy("token", origin_of(token_endpoint)),
         client_id=ehr.client_id, client_secret=secret,
         token_endpoint_auth_method="client_secret_basic" if secret else "none",
-        redirect_uri=redirect_uri, scope=scope, code_challenge_method="S256",
-        default_timeout=outbound.default_timeout)
-    for prefix, adapter in outbound.adapters.items():
-        oauth.mount(prefix, adapter)  # keep-alive connections to the token endpoint across launches
-    oauth.headers["User-Agent"] = outbound.headers["User-Agent"]
-    oauth.register_compliance_hook("access_token_response", _refuse_redirect)
-    oauth.register_compliance_hook("refresh_token_response", _refuse_redirect)
-    return oauth
+        redirect_uri=redirect_uri, scope=scope, code_challenge_method="S256")
 
 
 def build_authorization_request(ehr: EhrRegistration, config: SmartConfiguration, *, iss: str,
                                 launch: str | None, redirect_uri: str,
-                                outbound: OutboundSession) -> AuthorizationRequest:
+                                outbound: OutboundClient) -> AuthorizationRequest:
     """Prepare the authorize redirect for an EHR launch (``launch`` given) or a standalone launch.
 
     ``aud`` is ``iss`` exactly as received; PKCE is always S256 whatever the
@@ -75,7 +71,7 @@ def build_authorization_request(ehr: EhrRegistration, config: SmartConfiguration
     extra = {"aud": iss}
     if launch is not None:
         extra["launch"] = launch
-    oauth = _oauth_client(ehr, redirect_uri, outbound, scope)
+    oauth = _oauth_client(ehr, redirect_uri, outbound, config.token_endpoint, scope)
     url, _ = oauth.create_authorization_url(
         config.authorization_endpoint, state=state, code_verifier=code_verifier, **extra)
     return AuthorizationRequest(url=url, state=state, code_verifier=code_verifier, scope=scope)
@@ -87,46 +83,37 @@ def refused_authorization(error: str, description: str | None) -> AuthorizationR
 
 
 def _post_token(call, during: str) -> dict:
-    """Run an authlib token call; raise :class:`TokenEndpointError`, :class:`InvalidTokenResponse` or a transport fact."""
+    """Run an authlib token call; raise :class:`TokenEndpointError`, :class:`InvalidTokenResponse` or a transport fact.
+
+    Transport facts (:mod:`app.outbound.errors`: timeouts, refused redirects,
+    oversized or malformed answers) propagate unchanged.
+    """
     try:
         response = call()
-    except _Redirected as exc:
-        raise TokenEndpointError(during, status=exc.status) from None
+    except (InvalidJson, UnexpectedContentType):
+        raise InvalidTokenResponse("the answer is not a JSON object", during) from None
+    except OutboundError:
+        raise
     except OAuthError as exc:
         raise TokenEndpointError(during, error=str(exc.error), description=str(exc.description or "") or None) \
             from None
     except requests.HTTPError as exc:
         raise TokenEndpointError(during, status=exc.response.status_code) from None
-    except requests.RequestException as exc:
-        raise transport_error("token", exc) from None
-    except (ValueError, RecursionError):
+    except (ValueError, TypeError, AttributeError):
         raise InvalidTokenResponse("the answer is not a JSON object", during) from None
     return dict(response)
 
 
-def _refuse_redirect(response: requests.Response) -> requests.Response:
-    """authlib compliance hook: a token endpoint answering 3xx is refused (its Location is never followed)."""
-    if 300 <= response.status_code < 400:
-        raise _Redirected(response.status_code)
-    return response
-
-
-class _Redirected(Exception):
-    def __init__(self, status: int):
-        super().__init__(status)
-        self.status = status
-
-
 def exchange_code(ehr: EhrRegistration, token_endpoint: str, *, code: str, code_verifier: str,
-                  redirect_uri: str, requested: str, outbound: OutboundSession,
+                  redirect_uri: str, requested: str, outbound: OutboundClient,
                   now: float | None = None) -> TokenGrant:
     """POST the authorization code with its ``code_verifier`` and parse the token response.
 
     Raises :class:`TokenEndpointError`, :class:`InvalidTokenResponse`,
-    :class:`~app.smart.errors.NoPatientContext`, or a transport fact
-    (:class:`~app.http.UpstreamTimeout`, :class:`~app.http.UpstreamUnreachable`).
+    :class:`~app.smart.errors.NoPatientContext`, or a transport fact of
+    :mod:`app.outbound.errors` (timeout, unreachable, redirect refused, too large).
     """
-    oauth = _oauth_client(ehr, redirect_uri, outbound)
+    oauth = _oauth_client(ehr, redirect_uri, outbound, token_endpoint)
     raw = _post_token(lambda: oauth.fetch_token(
         token_endpoint, grant_type="authorization_code", code=code, code_verifier=code_verifier,
         redirect_uri=redirect_uri), "code exchange")
@@ -134,12 +121,12 @@ def exchange_code(ehr: EhrRegistration, token_endpoint: str, *, code: str, code_
 
 
 def refresh(ehr: EhrRegistration, token_endpoint: str, *, previous: TokenGrant, redirect_uri: str,
-            outbound: OutboundSession, now: float | None = None) -> TokenGrant:
+            outbound: OutboundClient, now: float | None = None) -> TokenGrant:
     """Refresh the access token (SMART 2.2 §Refresh access token); context carries over from ``previous``.
 
     ``previous.refresh_token`` must be set. Raises like :func:`exchange_code`.
     """
-    oauth = _oauth_client(ehr, redirect_uri, outbound)
+    oauth = _oauth_client(ehr, redirect_uri, outbound, token_endpoint)
     raw = _post_token(lambda: oauth.refresh_token(
         token_endpoint, refresh_token=previous.refresh_token),
         "token refresh")

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
 
-import requests
 from authlib.common.security import is_secure_transport
 
-from ..http import FHIR_ACCEPT, JSON_ACCEPT, OutboundSession, json_object
-from ..urls import base_dir, iss_key
+from ..outbound import OutboundClient, OutboundError, UpstreamTimeout, UpstreamUnreachable
+from ..outbound.jsonsafe import is_json_media_type
+from ..urls import base_dir, iss_key, origin_of
 from .errors import DiscoveryFailed
 
 log = logging.getLogger(__name__)
 
 OAUTH_URIS_EXTENSION = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+JSON_ACCEPT = "application/json, application/fhir+json;q=0.9"
+FHIR_ACCEPT = "application/fhir+json, application/json;q=0.9"
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def _dicts(value: Any) -> list[dict]:
 class SmartDiscovery:
     """Discovers and caches :class:`SmartConfiguration` per ``iss`` (thread-safe)."""
 
-    def __init__(self, outbound: OutboundSession, ttl_seconds: float = 3600.0):
+    def __init__(self, outbound: OutboundClient, ttl_seconds: float = 3600.0):
         self._outbound = outbound
         self._ttl = ttl_seconds
         self._cache: dict[tuple, tuple[float, SmartConfiguration]] = {}
@@ -75,10 +77,12 @@ class SmartDiscovery:
             hit = self._cache.get(key)
             if hit and hit[0] > now:
                 return hit[1]
-        well_known, problem = self._get_json(urljoin(base_dir(iss), ".well-known/smart-configuration"), JSON_ACCEPT)
+        policy = self._outbound.policy("discovery", origin_of(iss))
+        well_known, problem = self._get_json(urljoin(base_dir(iss), ".well-known/smart-configuration"), JSON_ACCEPT,
+                                             policy)
         config = self._from_well_known(iss, well_known)
         if config is None:
-            metadata, metadata_problem = self._get_json(urljoin(base_dir(iss), "metadata"), FHIR_ACCEPT)
+            metadata, metadata_problem = self._get_json(urljoin(base_dir(iss), "metadata"), FHIR_ACCEPT, policy)
             config = self._from_capability_statement(iss, metadata)
             problem = problem and metadata_problem
         if config is None:
@@ -89,18 +93,26 @@ class SmartDiscovery:
             self._cache[key] = (now + self._ttl, config)
         return config
 
-    def _get_json(self, url: str, accept: str) -> tuple[dict | None, str | None]:
-        """``(body, problem)``: the JSON object answered, or ``None`` and, when the server was not reached, why."""
+    def _get_json(self, url: str, accept: str, policy) -> tuple[dict | None, str | None]:
+        """``(body, problem)``: the JSON object answered, or ``None`` and, when the server was not reached, why.
+
+        Only same-origin redirects are followed (no secret is sent here); any
+        other failure of the answer (redirect elsewhere, too large, not JSON,
+        too deep) counts as "answered without endpoints".
+        """
         try:
-            response = self._outbound.get(url, headers={"Accept": accept})
-        except requests.RequestException as exc:
-            log.warning("discovery request failed: %s", type(exc).__name__)
-            return None, "timeout" if isinstance(exc, requests.Timeout) else "unreachable"
-        body = json_object(response) if response.status_code == 200 else None
-        if body is None:
-            log.info("discovery: %s answered %s %s", url.split("?", 1)[0], response.status_code,
-                     response.headers.get("Content-Type", "-"))
-        return body, None
+            response = self._outbound.get(url, policy=policy, headers={"Accept": accept})
+            if response.status != 200 or not is_json_media_type(response.headers.get("Content-Type")):
+                log.info("discovery answered %s %s", response.status, response.media_type or "-")
+                return None, None
+            return response.json_object(), None
+        except UpstreamTimeout:
+            return None, "timeout"
+        except UpstreamUnreachable:
+            return None, "unreachable"
+        except OutboundError as exc:
+            log.info("discovery answer refused: %s", type(exc).__name__)
+            return None, None
 
     @staticmethod
     def _from_well_known(iss: str, body: dict | None) -> SmartConfiguration | None:

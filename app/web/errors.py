@@ -1,7 +1,7 @@
 """The one place where failures become what a clinician reads: title, detail, action and HTTP status.
 
 Low layers raise protocol facts (:mod:`app.smart.errors`, :mod:`app.fhir.errors`,
-:mod:`app.launches.errors`, transport facts of :mod:`app.http`); views raise
+:mod:`app.launches.errors`, transport facts of :mod:`app.outbound.errors`); views raise
 :class:`PageError` for problems with the request itself. :func:`describe` maps
 each to an :class:`ErrorPage`; :func:`register_error_handlers` renders it with
 the right status and no traceback. Pages never contain tokens; upstream text
@@ -17,7 +17,8 @@ from flask import Flask, render_template
 from werkzeug.exceptions import HTTPException
 
 from ..fhir.errors import FhirBadContent, FhirError, FhirHttpError, FhirRedirect
-from ..http import OutboundError, UpstreamTimeout
+from ..outbound import (InvalidJson, MalformedResponse, OutboundError, RedirectRefused, RefusedTarget,
+                        ResponseTooLarge, UnexpectedContentType, UpstreamTimeout, UpstreamUnreachable)
 from ..launches.errors import (AuthorizationExpired, BrowserMismatch, LaunchNotFound, RegistrationRemoved,
                                StateNotRecognised)
 from ..smart.errors import (AuthorizationRefused, DiscoveryFailed, InvalidTokenResponse, NoPatientContext,
@@ -124,13 +125,27 @@ _TRANSPORT_WHAT = {"token": "The token endpoint", "fhir": "The FHIR server", "di
 
 
 def _transport_page(exc: OutboundError) -> ErrorPage:
-    who = _TRANSPORT_WHAT.get(exc.kind, "The EHR")
+    who = _TRANSPORT_WHAT.get(exc.kind or "", "The EHR")
     if isinstance(exc, UpstreamTimeout):
         return ErrorPage(504, "The EHR did not answer in time", f"{who} did not answer in time.", RETRY_LATER)
-    cause = getattr(exc, "cause", "")
-    return ErrorPage(502, "The EHR could not be reached",
-                     f"Could not connect: {who.lower()} could not be reached{f' ({cause})' if cause else ''}.",
-                     RETRY_LATER)
+    if isinstance(exc, UpstreamUnreachable):
+        return ErrorPage(502, "The EHR could not be reached",
+                         f"Could not connect: {who.lower()} could not be reached ({exc.reason}).", RETRY_LATER)
+    if isinstance(exc, RedirectRefused):
+        return ErrorPage(502, "The EHR sent an answer the app does not follow",
+                         f"{who} answered HTTP {exc.status} (a redirect); the app does not send codes or tokens "
+                         "to redirected locations.", "Contact your EHR administrator.")
+    if isinstance(exc, ResponseTooLarge):
+        return ErrorPage(502, "The EHR sent more than the app accepts",
+                         f"{who} answered with more than {exc.limit_bytes // 1024} KiB.", "Contact your EHR administrator.")
+    if isinstance(exc, RefusedTarget):
+        return ErrorPage(502, "The EHR named an address the app does not use",
+                         f"{who} is at an address the app refuses ({exc.reason}); nothing was sent there.",
+                         "Contact your EHR administrator.")
+    if isinstance(exc, (InvalidJson, UnexpectedContentType, MalformedResponse)):
+        return ErrorPage(502, "The EHR sent an unexpected answer", f"{who} sent an answer that is not usable JSON.",
+                         RETRY_LATER)
+    return ErrorPage(502, "The EHR could not be reached", f"{who} could not be used.", RETRY_LATER)
 
 
 def _token_page(exc: TokenEndpointError) -> ErrorPage:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from ..config import Settings
-from ..http import OutboundSession
+from ..outbound import OutboundClient
 from ..launches.store import LaunchStore
 from ..smart.discovery import SmartDiscovery
 
@@ -21,7 +21,7 @@ class Services:
     ``store`` (launches), ``executor`` (concurrent FHIR reads of one request)."""
 
     settings: Settings
-    outbound: OutboundSession
+    outbound: OutboundClient
     discovery: SmartDiscovery
     store: LaunchStore
     executor: ThreadPoolExecutor
