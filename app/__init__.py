@@ -23,16 +23,29 @@ from flask import Flask
 
 from .config import PROJECT_ROOT, ConfigError, load_settings, parse_settings
 from .outbound import OutboundClient
+from .launches.errors import StoreUnavailable
 from .launches.store import LaunchStore
+from .outbound import ExchangeLimits
 from .smart.discovery import SmartDiscovery
 
 __all__ = ["create_app", "ConfigError"]
 
 
+MIN_SECRET_KEY_BYTES = 32
+
+
 def _secret_key(instance_dir: Path) -> str:
-    """``$SECRET_KEY``, else a random key kept in ``instance/secret_key`` (development only)."""
+    """``$SECRET_KEY`` (at least 32 bytes), else a random key kept in ``instance/secret_key`` (development only).
+
+    Raises :class:`ConfigError` for a shorter ``$SECRET_KEY``.
+    """
     if os.environ.get("SECRET_KEY"):
-        return os.environ["SECRET_KEY"]
+        key = os.environ["SECRET_KEY"]
+        if len(key.encode("utf-8")) < MIN_SECRET_KEY_BYTES:
+            raise ConfigError(f"SECRET_KEY: at least {MIN_SECRET_KEY_BYTES} bytes are needed (it signs cookies and "
+                              "keys the launch store); make one with: python3 -c 'import secrets; "
+                              "print(secrets.token_urlsafe(48))'")
+        return key
     path = instance_dir / "secret_key"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
@@ -61,11 +74,36 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"), instance_path=str(PROJECT_ROOT / "instance"))
     app.config["SECRET_KEY"] = secret_key or _secret_key(Path(app.instance_path))
-    outbound = OutboundClient(settings.fhir.connect_timeout, settings.fhir.read_timeout)
-    store = LaunchStore(store_path or settings.store_path, app.config["SECRET_KEY"])
-    store.purge_expired()
+    app.config["TRUSTED_HOSTS"] = settings.trusted_hosts  # other Host headers: 400 (no Location, no log of the URL)
+    app.config["SERVER_NAME"] = settings.server_name  # url_for outside requests; routing is not restricted by it
+    outbound = OutboundClient(settings.fhir.connect_timeout, settings.fhir.read_timeout, limits={
+        "fhir": ExchangeLimits(max_bytes=settings.fhir.max_page_bytes, deadline_seconds=settings.fhir.deadline_seconds)})
+    try:
+        store = LaunchStore(store_path or settings.store_path, app.config["SECRET_KEY"])
+        store.purge_expired()
+    except StoreUnavailable as exc:
+        raise ConfigError(f"launch store {exc.path}: not a usable SQLite database ({exc.problem}). Move the file "
+                          "aside (only launches in progress are lost) or set LAUNCH_STORE_PATH, then start again.") \
+            from None
     logging.getLogger("fhirclient").setLevel(logging.ERROR)  # its model warnings may quote resource data
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings quote URLs with patient ids
     init_app(app, Services(settings=settings, outbound=outbound, discovery=SmartDiscovery(outbound), store=store,
                            executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir")))
+    app.wsgi_app = _Liveness(app.wsgi_app)
     return app
+
+
+class _Liveness:
+    """``GET /healthz`` answered before Flask, whatever the Host header (load balancers probe by address)."""
+
+    BODY = b'{"status":"ok"}'
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            start_response("200 OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                                      ("Content-Length", str(len(self.BODY)))])
+            return [self.BODY]
+        return self.wsgi_app(environ, start_response)

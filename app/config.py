@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Mapping
 
 import jsonschema
@@ -32,15 +33,25 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class EhrRegistration:
-    """One trusted EHR: its FHIR base (``iss``) and this app's client registration there."""
+    """One trusted EHR: its FHIR base (``iss``) and this app's client registration there.
+
+    ``redirect_uri``: where this registration's authorization responses come
+    back (its own ``/callback/<name>`` when configured, else the app's ``/callback``).
+    """
 
     name: str
     iss: str
     client_id: str
+    redirect_uri: str
     client_secret_env: str | None = None
     scopes: tuple[str, ...] = ()
     frame_ancestors: tuple[str, ...] = ()
     standalone: bool = True
+
+    @property
+    def frame_origins(self) -> tuple[str, ...]:
+        """Origins allowed to frame this EHR's launches: ``frame_ancestors``, else the origin of ``iss``."""
+        return self.frame_ancestors or (origin_string(self.iss),)
 
     @property
     def client_secret(self) -> str | None:
@@ -63,11 +74,14 @@ class ViewerSettings:
 
 @dataclass(frozen=True)
 class FhirSettings:
-    """How studies are fetched: page size (``_count``), page cap, study cap, timeouts in seconds, list cache TTL."""
+    """How studies are fetched: page size (``_count``), page cap, study cap, bytes per answer, timeouts and
+    the deadline of one request in seconds, list cache TTL."""
 
     page_size: int = 200
     max_pages: int = 20
     max_studies: int = 10_000
+    max_page_bytes: int = 8 * 1024 * 1024
+    deadline_seconds: float = 30.0
     connect_timeout: float = 3.05
     read_timeout: float = 20.0
     study_list_ttl_seconds: int = 60
@@ -88,6 +102,17 @@ class Settings:
     fhir: FhirSettings = field(default_factory=FhirSettings)
     store_path: Path = PROJECT_ROOT / "instance" / "launches.sqlite3"
     launch_lifetime_seconds: int = 8 * 3600
+    extra_trusted_hosts: tuple[str, ...] = ()
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """Host names the app answers to (Flask ``TRUSTED_HOSTS``): its redirect URI's host, plus ``app.trusted_hosts``."""
+        return list(dict.fromkeys([urlsplit(self.redirect_uri).hostname or "", *self.extra_trusted_hosts]))
+
+    @property
+    def server_name(self) -> str:
+        """``host[:port]`` of the app's redirect URI."""
+        return urlsplit(self.redirect_uri).netloc
 
     def find_ehr(self, iss: str) -> EhrRegistration | None:
         """The registration whose FHIR base equals ``iss`` (scheme, host, port, path), else ``None``.
@@ -105,12 +130,8 @@ class Settings:
 
     @property
     def frame_ancestors(self) -> tuple[str, ...]:
-        """Origins allowed to frame the app (CSP ``frame-ancestors``), from every EHR registration."""
-        seen: dict[str, None] = {}
-        for ehr in self.ehrs:
-            for origin in ehr.frame_ancestors or (origin_string(ehr.iss),):
-                seen[origin] = None
-        return tuple(seen)
+        """Origins allowed to frame pages outside any launch (CSP ``frame-ancestors``): every EHR's."""
+        return tuple(dict.fromkeys(origin for ehr in self.ehrs for origin in ehr.frame_origins))
 
 
 def _schema() -> dict[str, Any]:
@@ -140,6 +161,7 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
 
     ehrs = []
     seen: dict[tuple, str] = {}
+    redirect_uris: dict[str, str] = {}
     for index, entry in enumerate(raw["ehrs"]):
         key = iss_key(entry["iss"])
         if key in seen:
@@ -152,8 +174,15 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
         if secret_env and not environ.get(secret_env):
             raise ConfigError(
                 f"{source}: ehrs[{index}].client_secret_env: environment variable {secret_env} is not set")
+        redirect_uri = entry.get("redirect_uri") or raw["app"]["redirect_uri"]
+        if entry.get("redirect_uri"):
+            if origin_string(redirect_uri) != origin_string(raw["app"]["redirect_uri"]):
+                raise ConfigError(f"{source}: ehrs[{index}].redirect_uri: must be on the origin of app.redirect_uri")
+            if redirect_uri in redirect_uris:
+                raise ConfigError(f"{source}: ehrs[{index}].redirect_uri: already used by {redirect_uris[redirect_uri]!r}")
+            redirect_uris[redirect_uri] = entry["name"]
         ehrs.append(EhrRegistration(
-            name=entry["name"], iss=entry["iss"], client_id=entry["client_id"],
+            name=entry["name"], iss=entry["iss"], client_id=entry["client_id"], redirect_uri=redirect_uri,
             client_secret_env=secret_env, scopes=tuple(entry.get("scopes", ())),
             frame_ancestors=tuple(entry.get("frame_ancestors", ())),
             standalone=entry.get("standalone", True)))
@@ -169,7 +198,7 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
     if not store_path.is_absolute():
         store_path = PROJECT_ROOT / store_path
     return Settings(
-        redirect_uri=raw["app"]["redirect_uri"],
+        redirect_uri=raw["app"]["redirect_uri"], extra_trusted_hosts=tuple(raw["app"].get("trusted_hosts", ())),
         ehrs=tuple(ehrs), viewer=viewer, fhir=fhir, store_path=store_path,
         launch_lifetime_seconds=store_raw.get("lifetime_seconds", 8 * 3600))
 

@@ -116,7 +116,7 @@ class LaunchContext:
             raise AuthorizationExpired("no-refresh-token")
         try:
             new_grant = refresh(self.ehr, self.state.token_endpoint, previous=grant,
-                                redirect_uri=self.settings.redirect_uri, outbound=self.outbound)
+                                redirect_uri=self.ehr.redirect_uri, outbound=self.outbound)
         except (SmartError, OutboundError) as exc:
             log.info("token refresh refused for a launch: %s", type(exc).__name__)
             adopted = self._adopt_concurrent_renewal(stale_access_token)  # it rotated the refresh token first

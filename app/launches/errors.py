@@ -41,3 +41,23 @@ class AuthorizationExpired(LaunchError):
 
 class RegistrationRemoved(LaunchError):
     """The launch's ``iss`` is no longer in the app's registration (the app was reconfigured)."""
+
+
+class TooManyPendingLaunches(LaunchError):
+    """This browser, or the whole app, has as many launches waiting for their callback as it accepts.
+
+    ``retry_after``: seconds until one of them expires (HTTP ``Retry-After``, RFC 9110 §10.2.3).
+    """
+
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(LaunchError):
+    """The launch store cannot be used: ``path`` (the file) and ``problem`` (SQLite's words, no data)."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem

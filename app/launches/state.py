@@ -21,7 +21,10 @@ class PendingLaunch:
     ``iss``: FHIR base as the EHR sent it; ``launch``: the EHR launch id (``None``
     for a standalone launch); ``code_verifier``: PKCE secret (RFC 7636);
     ``scope``: as requested; ``token_endpoint``: where this launch's code must be
-    redeemed; ``authorize_url``: the redirect (resumed after the iframe cookie check).
+    redeemed; ``authorize_url``: the redirect (resumed after the iframe cookie check);
+    ``redirect_uri``: where the answer must come back; ``issuer`` /
+    ``issuer_required``: the authorization server the browser was sent to, as
+    its responses must name it (RFC 9207 §2.4; the mix-up defence of RFC 9700 §4.4).
     """
 
     iss: str
@@ -30,17 +33,23 @@ class PendingLaunch:
     scope: str
     token_endpoint: str
     authorize_url: str
+    redirect_uri: str
+    issuer: str | None = None
+    issuer_required: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form."""
         return {"iss": self.iss, "launch": self.launch, "code_verifier": self.code_verifier, "scope": self.scope,
-                "token_endpoint": self.token_endpoint, "authorize_url": self.authorize_url}
+                "token_endpoint": self.token_endpoint, "authorize_url": self.authorize_url,
+                "redirect_uri": self.redirect_uri, "issuer": self.issuer, "issuer_required": self.issuer_required}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "PendingLaunch":
         """Inverse of :meth:`to_json`."""
         return cls(iss=data["iss"], launch=data.get("launch"), code_verifier=data["code_verifier"],
-                   scope=data["scope"], token_endpoint=data["token_endpoint"], authorize_url=data["authorize_url"])
+                   scope=data["scope"], token_endpoint=data["token_endpoint"], authorize_url=data["authorize_url"],
+                   redirect_uri=data["redirect_uri"], issuer=data.get("issuer"),
+                   issuer_required=bool(data.get("issuer_required")))
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,14 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import BrowserMismatch, LaunchNotFound, StateNotRecognised
+from .errors import BrowserMismatch, LaunchNotFound, StateNotRecognised, StoreUnavailable, TooManyPendingLaunches
 from .state import ActiveLaunch, PendingLaunch, StoredLaunch
 
 PENDING_LIFETIME_SECONDS = 600  # an unused OAuth state expires after 10 minutes
 LAUNCH_ID_BYTES = 24  # 32 URL-safe characters, 192 bits
 MAX_LAUNCH_ID_LENGTH = 128
+MAX_PENDING_PER_BROWSER = 20
+MAX_PENDING_TOTAL = 5000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS launches (
@@ -64,28 +66,47 @@ def _browser_matches(browser_digest: str, browser_id: str | None) -> bool:
 
 
 class LaunchStore:
-    """SQLite-backed launch store; safe across threads and processes (WAL, short transactions)."""
+    """SQLite-backed launch store; safe across threads and processes (WAL, short transactions).
 
-    def __init__(self, path: str | os.PathLike, secret_key: str):
+    ``max_pending_per_browser`` / ``max_pending_total``: launches waiting for
+    their callback that are accepted before :class:`TooManyPendingLaunches`.
+    The file and its ``-wal`` / ``-shm`` companions are created 0600. A file
+    that is not a usable SQLite database raises :class:`StoreUnavailable`
+    (at start-up and at run time), naming the file.
+    """
+
+    def __init__(self, path: str | os.PathLike, secret_key: str, *,
+                 max_pending_per_browser: int = MAX_PENDING_PER_BROWSER, max_pending_total: int = MAX_PENDING_TOTAL):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                    info=b"imaging-smart-app launch store v1").derive(secret_key.encode("utf-8"))
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
         self._local = threading.local()
+        self.max_pending_per_browser = max_pending_per_browser
+        self.max_pending_total = max_pending_total
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # SQLite gives -wal/-shm the file's mode
+        os.chmod(self.path, 0o600)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-        os.chmod(self.path, 0o600)
+            db.execute("SELECT COUNT(*) FROM launches").fetchone()
+        for companion in (f"{self.path}-wal", f"{self.path}-shm"):
+            if os.path.exists(companion):
+                os.chmod(companion, 0o600)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = getattr(self._local, "db", None)
-        if db is None or getattr(self._local, "pid", None) != os.getpid():  # never share across fork
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, consistent always
-            self._local.db, self._local.pid = db, os.getpid()
-        yield db
+        try:
+            db = getattr(self._local, "db", None)
+            if db is None or getattr(self._local, "pid", None) != os.getpid():  # never share across fork
+                db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+                db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, consistent always
+                self._local.db, self._local.pid = db, os.getpid()
+            yield db
+        except sqlite3.DatabaseError as exc:
+            self._local.db = None
+            raise StoreUnavailable(str(self.path), str(exc)[:200]) from None
 
     def _seal(self, state: PendingLaunch | ActiveLaunch) -> bytes:
         return self._fernet.encrypt(json.dumps(state.to_json(), separators=(",", ":")).encode("utf-8"))
@@ -109,19 +130,30 @@ class LaunchStore:
         now = time.time() if now is None else now
         launch_id = secrets.token_urlsafe(LAUNCH_ID_BYTES)
         payload = self._seal(pending)
+        browser = _digest(browser_id)
         with self._connect() as db:
-            db.execute("BEGIN")
+            db.execute("BEGIN IMMEDIATE")
             try:
                 db.execute("DELETE FROM launches WHERE expires < ?", (now,))
+                self._check_pending_bounds(db, browser, now)
                 db.execute(
                     "INSERT INTO launches (id, browser, state_hash, status, expires, payload) VALUES (?,?,?,?,?,?)",
-                    (launch_id, _digest(browser_id), _digest(state), "pending", now + PENDING_LIFETIME_SECONDS,
+                    (launch_id, browser, _digest(state), "pending", now + PENDING_LIFETIME_SECONDS,
                      payload))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         return launch_id
+
+    def _check_pending_bounds(self, db: sqlite3.Connection, browser: str, now: float) -> None:
+        """Raise :class:`TooManyPendingLaunches` when this browser or the app has too many launches pending."""
+        for where, args, limit in (("browser = ? AND ", (browser,), self.max_pending_per_browser),
+                                   ("", (), self.max_pending_total)):
+            count, oldest = db.execute(f"SELECT COUNT(*), MIN(expires) FROM launches WHERE {where}status = 'pending' "
+                                       "AND state_hash IS NOT NULL", args).fetchone()
+            if count >= limit:
+                raise TooManyPendingLaunches(max(1, int(oldest - now) + 1))
 
     def check_pending(self, launch_id: str, browser_id: str | None,
                       now: float | None = None) -> StoredLaunch[PendingLaunch]:
@@ -165,13 +197,28 @@ class LaunchStore:
             raise BrowserMismatch(launch.state)
         return launch
 
-    def activate(self, launch_id: str, active: ActiveLaunch, lifetime_seconds: float,
-                 now: float | None = None) -> None:
-        """Turn a claimed pending launch into an active one holding ``active`` for ``lifetime_seconds``."""
+    def activate(self, launch_id: str, active: ActiveLaunch, lifetime_seconds: float, *,
+                 new_browser_id: str | None = None, now: float | None = None) -> None:
+        """Turn a claimed pending launch into an active one holding ``active`` for ``lifetime_seconds``.
+
+        ``new_browser_id``: the browser's rotated binding id; every launch bound
+        to the browser's old id is bound to the new one in the same transaction,
+        so a binding id planted before the sign-in opens nothing afterwards
+        (session fixation, OWASP ASVS V3.2.1).
+        """
         now = time.time() if now is None else now
         with self._connect() as db:
-            db.execute("UPDATE launches SET status = 'active', version = version + 1, expires = ?, payload = ? "
-                       "WHERE id = ?", (now + lifetime_seconds, self._seal(active), launch_id))
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if new_browser_id:
+                    db.execute("UPDATE launches SET browser = ? WHERE browser = (SELECT browser FROM launches "
+                               "WHERE id = ?)", (_digest(new_browser_id), launch_id))
+                db.execute("UPDATE launches SET status = 'active', version = version + 1, expires = ?, payload = ? "
+                           "WHERE id = ?", (now + lifetime_seconds, self._seal(active), launch_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def discard(self, launch_id: str) -> None:
         """Delete a launch (failed or refused callback)."""

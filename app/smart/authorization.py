@@ -20,7 +20,7 @@ from ..config import EhrRegistration
 from ..outbound import GuardedOAuth2Session, InvalidJson, OutboundClient, OutboundError, UnexpectedContentType
 from ..urls import origin_of
 from .discovery import SmartConfiguration
-from .errors import AuthorizationRefused, InvalidTokenResponse, TokenEndpointError
+from .errors import AuthorizationRefused, AuthorizationResponseMismatch, InvalidTokenResponse, TokenEndpointError
 from .scopes import requested_scope
 from .tokens import TokenGrant, parse_token_response
 
@@ -75,6 +75,27 @@ def build_authorization_request(ehr: EhrRegistration, config: SmartConfiguration
     url, _ = oauth.create_authorization_url(
         config.authorization_endpoint, state=state, code_verifier=code_verifier, **extra)
     return AuthorizationRequest(url=url, state=state, code_verifier=code_verifier, scope=scope)
+
+
+def check_response_issuer(received_iss: str | None, *, expected_issuer: str | None, required: bool,
+                          fallback_issuers: tuple[str, ...] = ()) -> None:
+    """Check the authorization response's ``iss`` (RFC 9207 §2.4) before any token request.
+
+    ``received_iss``: the callback's ``iss`` (``None`` when absent);
+    ``expected_issuer``: the issuer of the server the browser was sent to;
+    ``required``: that server advertised ``authorization_response_iss_parameter_supported``;
+    ``fallback_issuers``: when discovery named no issuer, the values an honest
+    server of this launch could use (its FHIR base, its authorize endpoint's
+    origin): an ``iss`` naming anything else is another server's answer.
+    Raises :class:`AuthorizationResponseMismatch`.
+    """
+    if received_iss is None:
+        if required:
+            raise AuthorizationResponseMismatch("issuer-missing")
+        return
+    accepted = (expected_issuer,) if expected_issuer is not None else fallback_issuers
+    if received_iss not in accepted:
+        raise AuthorizationResponseMismatch("issuer-mismatch")
 
 
 def refused_authorization(error: str, description: str | None) -> AuthorizationRefused:

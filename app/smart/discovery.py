@@ -33,12 +33,21 @@ FHIR_ACCEPT = "application/fhir+json, application/json;q=0.9"
 
 @dataclass(frozen=True)
 class SmartConfiguration:
-    """What the app needs from discovery; endpoints are absolute URLs (relative ones resolved against ``iss``)."""
+    """What the app needs from discovery; endpoints are absolute URLs (relative ones resolved against ``iss``).
+
+    ``issuer``: the authorization server's issuer identifier when the server
+    names one (SMART 2.2 §Conformance ``issuer``; RFC 8414 §2), compared with
+    the ``iss`` of its authorization responses (RFC 9207 §2.4);
+    ``authorization_response_iss_parameter_supported``: the server promises that
+    ``iss`` (RFC 9207 §3), so a response without it is refused.
+    """
 
     authorization_endpoint: str
     token_endpoint: str
     capabilities: frozenset[str] = frozenset()
     code_challenge_methods_supported: tuple[str, ...] = ()
+    issuer: str | None = None
+    authorization_response_iss_parameter_supported: bool = False
 
     @property
     def uses_v2_scopes(self) -> bool:
@@ -121,11 +130,15 @@ class SmartDiscovery:
         authorize, token = body.get("authorization_endpoint"), body.get("token_endpoint")
         if not (isinstance(authorize, str) and isinstance(token, str) and authorize and token):
             return None
+        issuer = body.get("issuer")
         return SmartConfiguration(
             authorization_endpoint=urljoin(base_dir(iss), authorize),
             token_endpoint=urljoin(base_dir(iss), token),
             capabilities=frozenset(_strings(body.get("capabilities"))),
-            code_challenge_methods_supported=_strings(body.get("code_challenge_methods_supported")))
+            code_challenge_methods_supported=_strings(body.get("code_challenge_methods_supported")),
+            issuer=issuer if isinstance(issuer, str) and 0 < len(issuer) <= 2048 and issuer.isprintable() else None,
+            authorization_response_iss_parameter_supported=body.get(
+                "authorization_response_iss_parameter_supported") is True)
 
     @staticmethod
     def _from_capability_statement(iss: str, body: dict | None) -> SmartConfiguration | None:

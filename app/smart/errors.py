@@ -61,3 +61,17 @@ class InvalidTokenResponse(SmartError):
 
 class NoPatientContext(SmartError):
     """The token response carries no ``patient``: the app was not launched in a patient's context."""
+
+
+class AuthorizationResponseMismatch(SmartError):
+    """The authorization response is not from the server this launch was sent to (RFC 9207 §2.4, RFC 9700 §4.4).
+
+    ``problem``: ``"issuer-mismatch"`` (its ``iss`` names another server),
+    ``"issuer-missing"`` (the server promised ``iss`` and sent none),
+    ``"redirect-uri-mismatch"`` (it came back to another registration's redirect URI).
+    No token request is made.
+    """
+
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem = problem

@@ -20,9 +20,9 @@ from ..fhir.errors import FhirBadContent, FhirError, FhirHttpError, FhirRedirect
 from ..outbound import (InvalidJson, MalformedResponse, OutboundError, RedirectRefused, RefusedTarget,
                         ResponseTooLarge, UnexpectedContentType, UpstreamTimeout, UpstreamUnreachable)
 from ..launches.errors import (AuthorizationExpired, BrowserMismatch, LaunchNotFound, RegistrationRemoved,
-                               StateNotRecognised)
-from ..smart.errors import (AuthorizationRefused, DiscoveryFailed, InvalidTokenResponse, NoPatientContext,
-                            TokenEndpointError)
+                               StateNotRecognised, StoreUnavailable, TooManyPendingLaunches)
+from ..smart.errors import (AuthorizationRefused, AuthorizationResponseMismatch, DiscoveryFailed,
+                            InvalidTokenResponse, NoPatientContext, TokenEndpointError)
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,15 @@ RETRY_LATER = "Try again in a moment. If it keeps failing, contact your EHR admi
 @dataclass(frozen=True)
 class ErrorPage:
     """What the error page shows: ``status``, ``title`` (one line), ``detail`` (may quote upstream text),
-    ``action`` (what to do next), ``relaunch_url`` (a link that starts the launch again, when one can work)."""
+    ``action`` (what to do next), ``relaunch_url`` (a link that starts the launch again, when one can work),
+    ``headers`` (extra response headers, e.g. ``Retry-After``)."""
 
     status: int
     title: str
     detail: str = ""
     action: str = RELAUNCH_FROM_CHART
     relaunch_url: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class PageError(Exception):
@@ -161,6 +163,12 @@ def _token_page(exc: TokenEndpointError) -> ErrorPage:
                      "Launch the app again from the patient's chart. If it keeps failing, contact your EHR administrator.")
 
 
+_MISMATCH = {
+    "issuer-mismatch": "The sign-in answer names another authorization server than the one this launch was sent to.",
+    "issuer-missing": "The sign-in answer does not name its authorization server, which this EHR promised to do.",
+    "redirect-uri-mismatch": "The sign-in answer came back to another EHR's address of this app.",
+}
+
 _EXPIRED = {
     "no-refresh-token": "The access token has expired and the EHR granted no refresh token.",
     "refresh-refused": "The EHR did not renew the session.",
@@ -191,6 +199,10 @@ def describe(exc: BaseException) -> ErrorPage:
         return ErrorPage(502, "The EHR did not complete the sign-in",
                          f"The token response of the {exc.during} cannot be used: {exc.problem}.",
                          "Launch the app again from the patient's chart. If it keeps failing, contact your EHR administrator.")
+    if isinstance(exc, AuthorizationResponseMismatch):
+        return ErrorPage(400, "Could not verify this launch, please relaunch", _MISMATCH.get(exc.problem, ""),
+                         "Close this window and launch the app again from the patient's chart. If it happens again, "
+                         "tell your EHR administrator: the sign-in answer did not come from the EHR it was sent to.")
     if isinstance(exc, NoPatientContext):
         return ErrorPage(400, "This launch carried no patient", "The EHR's token response has no patient.",
                          "Open a patient's chart in the EHR and launch the app from there.")
@@ -205,6 +217,17 @@ def describe(exc: BaseException) -> ErrorPage:
         return ErrorPage(400, "Could not verify this launch, please relaunch",
                          "This browser did not start the launch, or it blocked the app's cookie.",
                          "Close this window and launch the app again from the patient's chart.")
+    if isinstance(exc, TooManyPendingLaunches):
+        return ErrorPage(429, "Too many sign-ins in progress",
+                         "This browser has started more launches than the app holds at once.",
+                         f"Finish or close the other sign-in windows, then try again in {exc.retry_after} seconds.",
+                         headers=(("Retry-After", str(exc.retry_after)),))
+    if isinstance(exc, StoreUnavailable):
+        log.error("launch store unavailable: %s", exc.problem)
+        return ErrorPage(503, "The imaging app cannot reach its launch store",
+                         "The app's server-side store of launches is not usable right now.",
+                         "Try again in a moment. If it keeps failing, tell the app's administrator (see the server log).",
+                         headers=(("Retry-After", "30"),))
     if isinstance(exc, AuthorizationExpired):
         return ErrorPage(401, "Your session has expired", _EXPIRED.get(exc.reason, ""), "Relaunch the app from the EHR.")
     return ErrorPage(500, "Something went wrong", "An unexpected error occurred in the imaging app.")
@@ -212,10 +235,11 @@ def describe(exc: BaseException) -> ErrorPage:
 
 def _render(page: ErrorPage):
     try:
-        return render_template("error.html", error=page), page.status
+        return render_template("error.html", error=page), page.status, dict(page.headers)
     except Exception:  # the error path itself must not fail
         log.exception("error page could not be rendered")
-        return f"{page.status} {page.title}", page.status, {"Content-Type": "text/plain; charset=utf-8"}
+        return f"{page.status} {page.title}", page.status, {"Content-Type": "text/plain; charset=utf-8",
+                                                            **dict(page.headers)}
 
 
 def register_error_handlers(app: Flask, relaunch_url_for=None) -> None:

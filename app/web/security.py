@@ -6,7 +6,8 @@
   is bound to it. Tokens never leave the server.
 * ``Content-Security-Policy``: scripts and styles from the app only,
   ``frame-src`` the IID viewer's origin, ``frame-ancestors`` the EHR origins
-  of the registration (no ``X-Frame-Options``, which cannot list several).
+  of the launch's registration (no ``X-Frame-Options``, which cannot list several).
+* The binding id is rotated at each successful callback (no session fixation).
 * ``Referrer-Policy: no-referrer``: launch ids in page URLs never reach the
   viewer or the EHR; pages with patient data are ``Cache-Control: no-store``.
 """
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, g, request, session
 
-from ..config import Settings
+from ..config import EhrRegistration, Settings
 from ..urls import origin_string
 
 BROWSER_BINDING_KEY = "browser_binding"  # the session-cookie key holding this browser's launch-binding id
@@ -53,15 +54,27 @@ def ensure_browser_binding() -> tuple[str, bool]:
     return session[BROWSER_BINDING_KEY], True
 
 
+def rotate_browser_binding() -> str:
+    """A new binding id in the cookie (after a successful sign-in), returned for the store to rebind to."""
+    session.permanent = True
+    session[BROWSER_BINDING_KEY] = secrets.token_urlsafe(32)
+    return session[BROWSER_BINDING_KEY]
+
+
+def frame_launch(ehr: EhrRegistration) -> None:
+    """Let only ``ehr``'s origins frame this response (a launch's pages, SMART App Launch in an EHR frame)."""
+    g.frame_ancestors = ehr.frame_origins
+
+
 def in_iframe() -> bool:
     """True when the browser says this navigation loads a frame (Fetch Metadata ``Sec-Fetch-Dest``)."""
     return request.headers.get("Sec-Fetch-Dest", "").lower() in ("iframe", "frame")
 
 
-def content_security_policy(settings: Settings) -> str:
-    """The CSP header value for the app's pages."""
+def content_security_policy(settings: Settings, frame_ancestors: tuple[str, ...]) -> str:
+    """The CSP header value for the app's pages, framed by ``frame_ancestors`` (and the app itself)."""
     viewer = origin_string(settings.viewer.base_url) if settings.viewer.frameable else "'none'"
-    ancestors = " ".join(("'self'",) + settings.frame_ancestors)
+    ancestors = " ".join(("'self'",) + frame_ancestors)
     return "; ".join((
         "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
         "connect-src 'self'", f"frame-src {viewer}", f"frame-ancestors {ancestors}",
@@ -69,12 +82,19 @@ def content_security_policy(settings: Settings) -> str:
 
 
 def install_security_headers(app: Flask, settings: Settings) -> None:
-    """Add the headers above to every response."""
-    csp = content_security_policy(settings)
+    """Add the headers above to every response.
+
+    A launch's pages (views call :func:`frame_launch`) may be framed only by
+    that launch's EHR; pages outside any launch (start, errors before a launch
+    is known) by any registered EHR, so that an error shows inside the EHR's frame.
+    """
+    any_ehr = content_security_policy(settings, settings.frame_ancestors)
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = csp
+        ancestors = g.get("frame_ancestors")
+        response.headers["Content-Security-Policy"] = any_ehr if ancestors is None else \
+            content_security_policy(settings, ancestors)
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
         if not request.path.startswith("/static/"):

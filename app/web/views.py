@@ -7,12 +7,12 @@ Routes
 ``GET /callback?code=…&state=…``  OAuth2 redirect (SMART 2.2 §Obtain authorization code, response)
 ``GET /l/<launch_id>/``           the patient's studies; ``study`` (repeatable) selects what the viewer shows
 ``GET /l/<launch_id>/matches``    ids of the studies matching ``q`` / ``modality`` (the list's live filter)
-``GET /healthz``                  liveness
+``GET /healthz``                  liveness (answered before Flask: see ``app/__init__.py``)
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, after_this_request, redirect, render_template, request, url_for
 
@@ -21,12 +21,15 @@ from ..launches.context import LaunchContext
 from ..launches.errors import BrowserMismatch
 from ..launches.state import ActiveLaunch, PendingLaunch, StoredLaunch
 from ..launches.study_lists import load_study_list
-from ..smart.authorization import build_authorization_request, exchange_code, refused_authorization
+from ..smart.authorization import (build_authorization_request, check_response_issuer, exchange_code,
+                                   refused_authorization)
+from ..smart.errors import AuthorizationResponseMismatch
 from ..smart.scopes import allows_search
+from ..urls import origin_string
 from .errors import ErrorPage, PageError, bad_launch_request, unknown_iss
 from .presenter import DISPLAY_ROWS, build_study_list_page
 from .search import StudyQuery
-from .security import browser_binding, ensure_browser_binding, in_iframe
+from .security import browser_binding, ensure_browser_binding, frame_launch, in_iframe, rotate_browser_binding
 from .services import services
 
 bp = Blueprint("views", __name__)
@@ -58,15 +61,17 @@ def launch():
     ehr = svc.settings.find_ehr(iss)
     if ehr is None:
         raise unknown_iss()
+    frame_launch(ehr)
     if launch_param is not None and not (0 < len(launch_param) <= MAX_LAUNCH_LENGTH):
         raise bad_launch_request("The launch parameter is empty or too long.")
     smart_config = svc.discovery.discover(iss)
     auth_request = build_authorization_request(ehr, smart_config, iss=iss, launch=launch_param,
-                                               redirect_uri=svc.settings.redirect_uri, outbound=svc.outbound)
+                                               redirect_uri=ehr.redirect_uri, outbound=svc.outbound)
     binding, created = ensure_browser_binding()
     launch_id = svc.store.create_pending(binding, auth_request.state, PendingLaunch(
         iss=iss, launch=launch_param, code_verifier=auth_request.code_verifier, scope=auth_request.scope,
-        token_endpoint=smart_config.token_endpoint, authorize_url=auth_request.url))
+        token_endpoint=smart_config.token_endpoint, authorize_url=auth_request.url, redirect_uri=ehr.redirect_uri,
+        issuer=smart_config.issuer, issuer_required=smart_config.authorization_response_iss_parameter_supported))
     if created and in_iframe():
         return redirect(url_for("views.launch_check", launch_id=launch_id), 303)
     return redirect(auth_request.url, 303)
@@ -75,32 +80,62 @@ def launch():
 @bp.get("/launch/check/<launch_id>")
 def launch_check(launch_id: str):
     """Inside an EHR iframe: continue only if the browser kept the cookie, else offer a new window."""
+    svc = services()
     try:
-        pending = services().store.check_pending(launch_id, browser_binding())
+        pending = svc.store.check_pending(launch_id, browser_binding())
     except BrowserMismatch as exc:
+        _frame_for(exc.pending.iss)
         return render_template("cookie_blocked.html",
                                relaunch_url=relaunch_url(exc.pending.iss, exc.pending.launch)), 409
+    _frame_for(pending.state.iss)
     return redirect(pending.state.authorize_url, 303)
 
 
+def _frame_for(iss: str) -> None:
+    """Frame this response only for the EHR registered for ``iss`` (when it still is)."""
+    ehr = services().settings.find_ehr(iss)
+    if ehr is not None:
+        frame_launch(ehr)
+
+
 @bp.get("/callback")
-def callback():
-    """OAuth2 redirect: claim ``state`` for this browser, handle ``error``, exchange the code, keep the context."""
+@bp.get("/callback/<registration>")
+def callback(registration: str | None = None):
+    """OAuth2 redirect: claim ``state`` for this browser, check whose answer it is, exchange the code, keep the context.
+
+    ``registration``: the last segment of a registration's own redirect URI
+    (``ehrs[].redirect_uri``), which must be the one this launch was sent with.
+    """
     svc = services()
-    claimed = svc.store.claim(request.args.get("state") or "", browser_binding())
+    try:
+        claimed = svc.store.claim(request.args.get("state") or "", browser_binding())
+    except BrowserMismatch as exc:
+        _frame_for(exc.pending.iss)
+        raise
+    _frame_for(claimed.state.iss)
     try:
         active = _complete_authorization(claimed.state)
     except BaseException:
         svc.store.discard(claimed.id)  # the one place a failed callback ends
         raise
-    svc.store.activate(claimed.id, active, svc.settings.launch_lifetime_seconds)
+    svc.store.activate(claimed.id, active, svc.settings.launch_lifetime_seconds,
+                       new_browser_id=rotate_browser_binding())
     query = {"study": active.grant.preselected_study_id} if active.grant.preselected_study_id else {}
     return redirect(url_for("views.studies", launch_id=claimed.id, **query), 303)
 
 
 def _complete_authorization(pending: PendingLaunch) -> ActiveLaunch:
-    """The callback after its state was claimed: the EHR's answer, the code exchange, the granted scope."""
+    """The callback after its state was claimed: whose answer it is, the code exchange, the granted scope.
+
+    The answer must come back to this launch's redirect URI and name the
+    authorization server the browser was sent to (RFC 9207, RFC 9700 §4.4.2),
+    before anything else of it is believed.
+    """
     svc = services()
+    if urlsplit(pending.redirect_uri).path != request.path:
+        raise AuthorizationResponseMismatch("redirect-uri-mismatch")
+    check_response_issuer(request.args.get("iss"), expected_issuer=pending.issuer, required=pending.issuer_required,
+                          fallback_issuers=(pending.iss, pending.iss.rstrip("/"), origin_string(pending.authorize_url)))
     if request.args.get("error"):
         raise refused_authorization(request.args["error"], request.args.get("error_description"))
     code = request.args.get("code")
@@ -112,7 +147,7 @@ def _complete_authorization(pending: PendingLaunch) -> ActiveLaunch:
     if ehr is None:
         raise unknown_iss()
     grant = exchange_code(ehr, pending.token_endpoint, code=code, code_verifier=pending.code_verifier,
-                          redirect_uri=svc.settings.redirect_uri, requested=pending.scope, outbound=svc.outbound)
+                          redirect_uri=pending.redirect_uri, requested=pending.scope, outbound=svc.outbound)
     if not allows_search(grant.scope, "ImagingStudy"):
         raise PageError(ErrorPage(
             403, "The EHR did not grant access to imaging studies",
@@ -133,6 +168,7 @@ def _launch_list(launch_id: str) -> tuple[LaunchContext, StudyList]:
     """This browser's launch and its study list; a freshly fetched list is kept after the response is sent."""
     svc = services()
     context = LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, browser_binding())
+    frame_launch(context.ehr)
     study_list, fetched = load_study_list(context, svc.executor, force=request.args.get("refresh") == "1")
     if fetched:
         @after_this_request
@@ -161,12 +197,6 @@ def matches(launch_id: str):
     _, study_list = _launch_list(launch_id)
     selected = StudyQuery.from_args(request.args.get("modality"), request.args.get("q")).select(study_list.studies)
     return {"ids": [s.id for s in selected], "count": len(selected)}
-
-
-@bp.get("/healthz")
-def healthz():
-    """Liveness probe for load balancers (no PHI)."""
-    return {"status": "ok"}
 
 
 def relaunch_url_for(exc: BaseException) -> str | None:

@@ -16,7 +16,7 @@ from app.launches.errors import LaunchNotFound
 from app.launches.state import PendingLaunch
 from app.launches.store import LaunchStore
 from tests.app.conftest import MockedEhr, good_token
-from tests.support import AUTHORIZE, ISS, PATIENT, TOKEN, UID_A, UID_B, VIEWER, registration, searchset, study
+from tests.support import AUTHORIZE, ISS, REDIRECT_URI, PATIENT, TOKEN, UID_A, UID_B, VIEWER, registration, searchset, study
 
 FHIR_JSON = "application/fhir+json"
 
@@ -157,10 +157,10 @@ def test_launch_store_survives_restart(tmp_path):
         ehr = MockedEhr(app1.test_client(), mock)
         _routes(ehr)
         page_url = _start(ehr, good_token())
-        cookie = ehr.client.get_cookie("imaging_app_session")
+        cookie = ehr.client.get_cookie("imaging_app_session", domain="app.example.net")
         app2 = create_app(registration(), secret_key="same", store_path=store)
         client2 = app2.test_client()
-        client2.set_cookie(cookie.key, cookie.value)
+        client2.set_cookie(cookie.key, cookie.value, domain="app.example.net")
         response = client2.get(page_url)
         assert response.status_code == 200
         assert "is-1" in response.get_data(as_text=True)
@@ -169,7 +169,7 @@ def test_launch_store_survives_restart(tmp_path):
 def test_expired_launches_are_purged(tmp_path):
     store = LaunchStore(tmp_path / "s.sqlite3", "k")
     pending = PendingLaunch(iss=ISS, launch=None, code_verifier="v" * 43, scope="launch/patient",
-                            token_endpoint=TOKEN, authorize_url=AUTHORIZE)
+                            token_endpoint=TOKEN, authorize_url=AUTHORIZE, redirect_uri=REDIRECT_URI)
     launch_id = store.create_pending("browser", "state-1", pending, now=1000.0)
     assert store.check_pending(launch_id, "browser", now=1001.0).state == pending
     assert store.purge_expired(now=1000.0 + 601) == 1
@@ -189,7 +189,7 @@ def test_no_token_in_pages_cookies_or_logs(ehr, caplog):
     _routes(ehr, tokens_ok=("tok-good",))
     page_url = _start(ehr, good_token(refresh_token="rt-secret"))
     page = ehr.client.get(page_url).get_data(as_text=True)
-    cookie = ehr.client.get_cookie("imaging_app_session").value
+    cookie = ehr.client.get_cookie("imaging_app_session", domain="app.example.net").value
     for secret in ("tok-good", "rt-secret", "c-1"):
         assert secret not in page
         assert secret not in cookie
