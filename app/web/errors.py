@@ -14,7 +14,9 @@ import logging
 from dataclasses import dataclass, replace
 
 from flask import Flask, render_template
-from werkzeug.exceptions import HTTPException
+from flask.globals import request_ctx
+from markupsafe import escape
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from ..fhir.errors import FhirBadContent, FhirError, FhirHttpError, FhirRedirect
 from ..outbound import (InvalidJson, MalformedResponse, OutboundError, RedirectRefused, RefusedTarget,
@@ -233,13 +235,22 @@ def describe(exc: BaseException) -> ErrorPage:
     return ErrorPage(500, "Something went wrong", "An unexpected error occurred in the imaging app.")
 
 
+def _plain(page: ErrorPage):
+    """The page without the template: for requests refused before routing (untrusted Host), or a failing template."""
+    body = (f"<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{escape(page.title)}</title>"
+            f"<h1>{escape(page.title)}</h1><p>{escape(page.detail)}</p><p>{escape(page.action)}</p>"
+            f"<p>Status {page.status}</p></html>")
+    return body, page.status, {"Content-Type": "text/html; charset=utf-8", **dict(page.headers)}
+
+
 def _render(page: ErrorPage):
+    if request_ctx.url_adapter is None:  # routing never started (e.g. a Host not in TRUSTED_HOSTS)
+        return _plain(page)
     try:
         return render_template("error.html", error=page), page.status, dict(page.headers)
     except Exception:  # the error path itself must not fail
         log.exception("error page could not be rendered")
-        return f"{page.status} {page.title}", page.status, {"Content-Type": "text/plain; charset=utf-8",
-                                                            **dict(page.headers)}
+        return _plain(page)
 
 
 def register_error_handlers(app: Flask, relaunch_url_for=None) -> None:
@@ -250,6 +261,9 @@ def register_error_handlers(app: Flask, relaunch_url_for=None) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
+        if isinstance(error, SecurityError):  # werkzeug's text would quote the Host header
+            return _render(ErrorPage(400, "Bad request", "This address is not one the imaging app answers to.",
+                                     "Open the app from the EHR."))
         return _render(ErrorPage(error.code or 500, error.name, error.description or "",
                                  "Go back to the patient's chart and try again."))
 

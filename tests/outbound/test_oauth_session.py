@@ -11,7 +11,7 @@ from fhirclient.server import FHIRServer
 
 from app.outbound import InvalidJson, RedirectRefused, RefusedTarget, UnexpectedContentType
 
-from .conftest import json_response, reply, response_bytes
+from tests.loopback import json_response, reply, response_bytes
 
 TOKEN = {"access_token": "at-1.abc_DEF~", "token_type": "Bearer", "expires_in": 300, "scope": "launch",
          "patient": "p1", "refresh_token": "rt-1"}

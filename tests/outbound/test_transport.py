@@ -16,7 +16,7 @@ from app.outbound import (ExchangePolicy, InvalidJson, JsonTooDeep, MalformedRes
                           UpstreamTimeout, UpstreamUnreachable)
 from app.outbound.policy import DEFAULT_LIMITS, KiB, MiB
 
-from .conftest import gzipped, json_response, reply, response_bytes, trickle
+from tests.loopback import gzipped, json_response, reply, response_bytes, trickle
 
 
 def policy(*servers, kind="fhir", max_bytes=64 * KiB, deadline=5.0, follow=False):
