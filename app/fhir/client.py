@@ -17,6 +17,7 @@ Pages are decoded one at a time and dropped once their resources are handed on.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Iterator
 from urllib.parse import urljoin
 
@@ -103,13 +104,14 @@ class FhirClient:
                                  outcome=outcome_text(body))
         return body
 
-    def search(self, resource_type: str, first_path: str, *, max_pages: int,
-               first_page: dict | None = None) -> "Search":
+    def search(self, resource_type: str, first_path: str, *, max_pages: int, first_page: dict | None = None,
+               deadline: float | None = None) -> "Search":
         """A search of ``resource_type`` starting at ``first_path``; iterate it for the matching resources.
 
-        ``first_page``: an already fetched first Bundle (fetched concurrently by the caller).
+        ``first_page``: an already fetched first Bundle (fetched concurrently by the caller);
+        ``deadline``: ``time.monotonic()`` value after which no further page is requested.
         """
-        return Search(self, resource_type, self.absolute(first_path), max_pages, first_page)
+        return Search(self, resource_type, self.absolute(first_path), max_pages, first_page, deadline)
 
 
 class Search:
@@ -122,8 +124,10 @@ class Search:
     later page ends the search with ``incomplete`` set; 401 on any page raises.
     """
 
-    def __init__(self, client: FhirClient, resource_type: str, url: str, max_pages: int, first_page: dict | None):
+    def __init__(self, client: FhirClient, resource_type: str, url: str, max_pages: int, first_page: dict | None,
+                 deadline: float | None = None):
         self._client = client
+        self._deadline = deadline
         self.resource_type = resource_type
         self._url = url
         self._max_pages = max_pages
@@ -182,6 +186,9 @@ class Search:
                 return
             if self.pages >= self._max_pages:
                 self.incomplete = f"the app stops after {self._max_pages} pages"
+                return
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self.incomplete = f"the EHR was too slow; the app stopped after {self.pages} pages"
                 return
             url = next_url
 

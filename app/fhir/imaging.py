@@ -107,7 +107,7 @@ def _codings(value: Any) -> Iterable[dict]:
 
 
 def _is_typed(identifier: dict, codes: set[str]) -> bool:
-    return any(c.get("code") in codes for c in _codings(identifier.get("type")))
+    return any(isinstance(c.get("code"), str) and c["code"] in codes for c in _codings(identifier.get("type")))
 
 
 def _identifiers(resource: dict) -> list[dict]:

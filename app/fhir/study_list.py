@@ -68,11 +68,13 @@ class StudyList:
 
 @dataclass(frozen=True)
 class StudyListLimits:
-    """Bounds on one list: ``page_size`` (``_count``), ``max_pages``, ``max_studies`` (then "list incomplete")."""
+    """Bounds on one list: ``page_size`` (``_count``), ``max_pages``, ``max_studies`` and ``deadline_seconds``
+    (no further page is asked for after it; then "list incomplete")."""
 
     page_size: int
     max_pages: int
     max_studies: int = 10_000
+    deadline_seconds: float = 60.0
 
 
 def search_path(patient_id: str, page_size: int) -> str:
@@ -114,6 +116,7 @@ def fetch_study_list(client: FhirClient, patient_id: str, limits: StudyListLimit
     :mod:`app.fhir.errors` / transport facts; :class:`FhirUnauthorized` on any page.
     """
     path = search_path(patient_id, limits.page_size)
+    deadline = time.monotonic() + limits.deadline_seconds
     banner_future = executor.submit(client.read, "Patient", patient_id) if want_banner else None
     try:
         first_page = client.get_json(path, resource_type="ImagingStudy", interaction="search")
@@ -121,7 +124,7 @@ def fetch_study_list(client: FhirClient, patient_id: str, limits: StudyListLimit
         if banner_future is not None:
             banner_future.cancel()
         raise
-    search = client.search("ImagingStudy", path, max_pages=limits.max_pages, first_page=first_page)
+    search = client.search("ImagingStudy", path, max_pages=limits.max_pages, first_page=first_page, deadline=deadline)
     del first_page
     kept: list[StudySummary] = []
     excluded = 0

@@ -23,7 +23,8 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
     cached = context.state.study_list
     if cached is not None and not force and time.time() - cached.fetched_at < fhir.study_list_ttl_seconds:
         return cached, False
-    limits = StudyListLimits(page_size=fhir.page_size, max_pages=fhir.max_pages, max_studies=fhir.max_studies)
+    limits = StudyListLimits(page_size=fhir.page_size, max_pages=fhir.max_pages, max_studies=fhir.max_studies,
+                             deadline_seconds=fhir.list_deadline_seconds)
     state = context.state
     study_list = context.with_token(lambda token: fetch_study_list(
         FhirClient(state.iss, token, context.outbound), state.patient, limits, executor,

@@ -102,6 +102,11 @@ class SmartDiscovery:
             self._cache[key] = (now + self._ttl, config)
         return config
 
+    def forget(self, iss: str) -> None:
+        """Drop the cached configuration of ``iss`` (the next launch discovers it again)."""
+        with self._lock:
+            self._cache.pop(iss_key(iss), None)
+
     def _get_json(self, url: str, accept: str, policy) -> tuple[dict | None, str | None]:
         """``(body, problem)``: the JSON object answered, or ``None`` and, when the server was not reached, why.
 
