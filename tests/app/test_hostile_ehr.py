@@ -74,6 +74,8 @@ class HostileEhr:
             conn.sendall(response_bytes(404, b"{}", {"Content-Type": "application/json"}))
             return None
         answer = route(request)
+        if isinstance(answer, bytes):  # it closes after each answer, and says so (RFC 9112 §9.6)
+            answer = answer.replace(b"\r\n", b"\r\nConnection: close\r\n", 1)
         try:
             conn.sendall(answer) if isinstance(answer, bytes) else answer(conn)
         except OSError:
