@@ -49,3 +49,19 @@ def app(tmp_path):
 def ehr(app):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield MockedEhr(app.test_client(), mock)
+
+
+@pytest.fixture
+def ehr_with(tmp_path):
+    """``ehr_with(**fhir)``: a :class:`MockedEhr` for an app whose registration's ``fhir`` settings are overridden."""
+    from contextlib import ExitStack
+    with ExitStack() as stack:
+        def make(**fhir) -> MockedEhr:
+            doc = registration()
+            doc["fhir"].update(fhir)
+            app = create_app(doc, secret_key="test-secret", store_path=tmp_path / f"s{len(fhir)}.sqlite3")
+            mock = stack.enter_context(responses.RequestsMock(assert_all_requests_are_fired=False))
+            ehr = MockedEhr(app.test_client(), mock)
+            ehr.well_known()
+            return ehr
+        yield make

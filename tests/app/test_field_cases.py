@@ -507,35 +507,19 @@ def _paged_search(ehr, pages: int, per_page: int, delay: float = 0.0):
     ehr.mock.add_callback(responses.GET, f"{ISS}/ImagingStudy", callback=answer)
 
 
-def test_a_slow_ehr_stops_paging_at_the_list_deadline(tmp_path):
-    from app import create_app
-    from tests.app.conftest import MockedEhr
-    from tests.support import registration
-    doc = registration()
-    doc["fhir"]["list_deadline_seconds"] = 0.5
-    app = create_app(doc, secret_key="k", store_path=tmp_path / "s.sqlite3")
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        ehr = MockedEhr(app.test_client(), mock)
-        ehr.well_known()
-        _patient(ehr)
-        _paged_search(ehr, pages=5, per_page=2, delay=0.3)
-        page = _open_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
-        assert "the EHR was too slow; the app stopped after 2 pages" in page
-        assert len(_ids_in(page)) == 4 and len(ehr.calls_to("/ImagingStudy")) == 2
+def test_a_slow_ehr_stops_paging_at_the_list_deadline(ehr_with):
+    ehr = ehr_with(list_deadline_seconds=0.5)
+    _patient(ehr)
+    _paged_search(ehr, pages=5, per_page=2, delay=0.3)
+    page = _open_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
+    assert "the EHR was too slow; the app stopped after 2 pages" in page
+    assert len(_ids_in(page)) == 4 and len(ehr.calls_to("/ImagingStudy")) == 2
 
 
-def test_the_study_cap_keeps_what_the_ehr_sent_first_and_says_so(tmp_path):
-    from app import create_app
-    from tests.app.conftest import MockedEhr
-    from tests.support import registration
-    doc = registration()
-    doc["fhir"]["max_studies"] = 3
-    app = create_app(doc, secret_key="k", store_path=tmp_path / "s.sqlite3")
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        ehr = MockedEhr(app.test_client(), mock)
-        ehr.well_known()
-        _patient(ehr)
-        _paged_search(ehr, pages=3, per_page=2)
-        page = _open_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
-        assert "List incomplete:</strong> the app shows at most 3 studies." in page
-        assert _ids_in(page) == ["is-2-0", "is-1-1", "is-1-0"]
+def test_the_study_cap_keeps_what_the_ehr_sent_first_and_says_so(ehr_with):
+    ehr = ehr_with(max_studies=3)
+    _patient(ehr)
+    _paged_search(ehr, pages=3, per_page=2)
+    page = _open_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
+    assert "List incomplete:</strong> the app shows at most 3 studies." in page
+    assert _ids_in(page) == ["is-2-0", "is-1-1", "is-1-0"]
