@@ -1,10 +1,12 @@
 """No 500 from data: FHIR-shaped documents with wrong types anywhere give a row, a notice or a clear page.
 
-Property-based (hypothesis, bounded examples): a valid document of each kind
-(discovery, token response, Bundle, ImagingStudy, Patient, OperationOutcome)
-has one to three of its values, at any depth, replaced by any JSON value
-(including markup); the whole launch runs against a mocked EHR; the page is
-never a 500 and never carries the markup unescaped.
+Two nets: exhaustive (every value of each valid document, one at a time,
+replaced by each of a list of wrong values, through the parsing function
+itself), and property-based end to end (hypothesis, bounded examples): a valid
+document of each kind (discovery, token response, Bundle, ImagingStudy,
+Patient, OperationOutcome) has one to three of its values, at any depth,
+replaced by any JSON value (including markup); the whole launch runs against
+a mocked EHR; the page is never a 500 and never carries the markup unescaped.
 """
 
 from __future__ import annotations
@@ -160,3 +162,62 @@ def test_the_penetration_tests_bundles_give_a_page(app, bundle):
 def test_capabilities_as_a_number_is_ignored(app):
     response = _run(app, well_known={**WELL_KNOWN, "capabilities": 5})
     assert response.status_code == 200
+
+
+WRONG_VALUES = [None, True, 5, -1, 1.5, "", "x", MARKUP, [], [1], [[1]], {}, {"a": [1]}, [{"code": ["CT"]}]]
+
+
+def _every_mutation(document: dict):
+    """``document`` with each single value, at every path, replaced by each of :data:`WRONG_VALUES`."""
+    for path in list(_paths(document)):
+        for value in WRONG_VALUES:
+            doc = copy.deepcopy(document)
+            parent = doc
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = value
+            yield path, doc
+
+
+def test_every_single_wrong_value_in_a_study_gives_a_summary():
+    from app.fhir.imaging import summarize
+    from app.fhir.study_list import subject_id
+    count = 0
+    for path, doc in _every_mutation(STUDY):
+        summary = summarize(doc)
+        subject_id(doc)
+        assert summary.study_instance_uid in (None, UID_A), path
+        assert all(isinstance(m, str) for m in summary.modalities), path
+        count += 1
+    assert count == len(list(_paths(STUDY))) * len(WRONG_VALUES)
+
+
+def test_every_single_wrong_value_in_a_token_response_is_a_grant_or_a_fact():
+    from app.smart.errors import InvalidTokenResponse, NoPatientContext
+    from app.smart.tokens import parse_token_response
+    for path, doc in _every_mutation(GOOD_TOKEN):
+        try:
+            grant = parse_token_response(doc, requested="launch")
+        except (InvalidTokenResponse, NoPatientContext):
+            continue
+        assert isinstance(grant.access_token, str) and isinstance(grant.scope, str), path
+
+
+def test_every_single_wrong_value_in_a_patient_is_a_banner_or_a_value_error():
+    from app.fhir.patient import banner_from_resource
+    for path, doc in _every_mutation(PATIENT_RESOURCE):
+        try:
+            banner = banner_from_resource(doc, PATIENT)
+        except ValueError:
+            continue
+        assert banner.name is None or isinstance(banner.name, str), path
+
+
+def test_every_single_wrong_value_in_discovery_or_an_outcome_is_read_or_ignored():
+    from app.fhir.outcome import outcome_text
+    from app.smart.discovery import SmartDiscovery
+    for path, doc in _every_mutation(WELL_KNOWN):
+        config = SmartDiscovery._from_well_known(ISS, doc)
+        assert config is None or isinstance(config.capabilities, frozenset), path
+    for path, doc in _every_mutation(OUTCOME):
+        assert isinstance(outcome_text(doc), str), path
