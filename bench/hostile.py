@@ -164,7 +164,7 @@ def healthy_loops(ehr: Sandbox, *, per_client: int | None = None, stop: Callable
     lock = threading.Lock()
 
     def client() -> None:
-        for count in range(per_client or 10_000):
+        for _ in range(per_client or 10_000):
             if time.monotonic() >= ends or (stop is not None and stop()):
                 return
             sample = _healthy_launch(ehr, timeout)
