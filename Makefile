@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench bench-quick screenshot clean
+.PHONY: demo test test-fast bench bench-quick bench-hostile screenshot clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
+
+bench-hostile: $(STAMP)
+	$(BIN)/python bench/run.py --only hostile
 
 screenshot: $(STAMP)
 	$(BIN)/python scripts/screenshot.py

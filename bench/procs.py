@@ -59,6 +59,7 @@ def server(argv: Sequence[str], ready_url: str, env: dict | None = None, log_pat
         wait_ready(ready_url, process)
         yield process
     finally:
+        kids = [(pid, _cmdline(pid)) for pid in children(process.pid)] if process.poll() is None else []
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -66,8 +67,32 @@ def server(argv: Sequence[str], ready_url: str, env: dict | None = None, log_pat
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+        _kill_orphans(kids)
         if log_path:
             out.close()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def _kill_orphans(kids: list[tuple[int, bytes]]) -> None:
+    """SIGKILL the server's former children (gunicorn workers) still running after it stopped.
+
+    A gthread worker holding a client's kept-alive connection waits out gunicorn's graceful timeout
+    (30 s) after SIGTERM, keeping the port bound after its arbiter was killed. Only a pid whose command
+    line is still the one it had as our server's child is signalled (no broad kill, no reused pid).
+    """
+    for pid, cmdline in kids:
+        if cmdline and _cmdline(pid) == cmdline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
 
 
 def python_module(module: str, *args: str) -> list[str]:

@@ -8,6 +8,11 @@ history"; they guide the work, they never fail the run):
 * app CPU ≤ 20 µs per study, peak memory ≤ 2 KB per study, re-opened list ≤ 5 ms at any size;
 * ≥ 1,500 re-opened lists/s at p99 < 50 ms with 64 clients on 2 cores, patients up to 5,000 studies in the mix;
 * at most one new connection per upstream origin per worker across launches.
+
+Hostile EHR (section 6, from the penetration test's findings): healthy launches unaffected by a
+trickling EHR (≤ 1.1 × their normal time, 0 failures); a trickling list load held ≤ deadline + 1 s
+(and answered 504); peak worker RSS increase ≤ 64 MB for a 50 MB Bundle (answered 502); at most 20
+pending launches accepted from one cookie-keeping client (and at most 5,000 in all).
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ REOPEN_TARGET_MS = 5.0
 RPS_TARGET = 1500.0
 P99_TARGET_MS = 50.0
 TARGET_CLIENTS = 64
+HEALTHY_FACTOR = 1.1
+HELD_SLACK_S = 1.0
+BIG_RSS_TARGET_MB = 64.0
+PENDING_PER_BROWSER = 20
+PENDING_TOTAL = 5000
 
 
 @dataclass
@@ -236,6 +246,94 @@ def throughput_rows(data: dict) -> list[Row]:
     return rows
 
 
+def _ms_or_dash(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def hostile_rows(data: dict) -> list[Row]:
+    """Section 6 rows: trickle (per deadline), 50 MB Bundle (per variant and concurrency), pending launches."""
+    section = (f"6. Hostile EHR (gunicorn --workers {data['workers']} --threads {data['threads']} "
+               "'app:create_app()'; sandbox + hostile EHR registered)")
+    rows = []
+    for run in data.get("trickle", []):
+        deadline, loads = run["deadline_s"], run["loads"]
+        statuses = ", ".join(f"{n} × {s}" for s, n in sorted(run["statuses"].items()))
+        all_504 = run["statuses"].get("504", 0) == len(loads)
+        label = "default" if deadline == 30 else "short run"
+        by_worker = "/".join(str(v) for v in run.get("app_connections_by_worker", {}).values()) or "?"
+        rows.append(Row(
+            section, f"trickle (16-byte chunk / 5 s), deadline_seconds {deadline:g} ({label}): {len(loads)} list "
+            "loads at once, each held", f"max {run['held_max_s']:.1f} s (median {run['held_median_s']:.1f}, min "
+            f"{run['held_min_s']:.1f}); {statuses}", f"≤ {deadline + HELD_SLACK_S:g} s · 504",
+            _status({"held": run["held_max_s"] <= deadline + HELD_SLACK_S, "504": all_504}),
+            f"{run['held_over_deadline']} of {len(loads)} held > deadline + 1 s; at most {run['trickles_open_max']} "
+            f"trickles open at once; the loads' connections by worker {by_worker} (2 × 8 threads: a worker's "
+            f"9th and later wait for a thread); 'did not answer in time' page {run['timeout_pages']} of "
+            f"{len(loads)}"))
+        before, during = run["healthy_before"], run["healthy_during"]
+        checks = {"failures": during["failures"] == 0 and during["n"] > 0}
+        ratio = p95_ratio = None
+        if before["median_ms"] and during["median_ms"]:
+            ratio = during["median_ms"] / before["median_ms"]
+            checks["median"] = ratio <= HEALTHY_FACTOR
+        if before["p95_ms"] and during["p95_ms"]:
+            p95_ratio = during["p95_ms"] / before["p95_ms"]
+            checks["p95"] = p95_ratio <= HEALTHY_FACTOR
+        slow = None
+        if before["max_ms"] and during["max_ms"] is not None:
+            checks["max"] = during["max_ms"] <= HEALTHY_FACTOR * before["max_ms"]
+            slow = sum(1 for ms in during["samples_ms"] if ms > HEALTHY_FACTOR * before["max_ms"])
+        result = (f"median {_ms_or_dash(during['median_ms'])} ms"
+                  + (f" = {ratio:.2f} × normal" if ratio is not None else "")
+                  + f", max {_ms_or_dash(during['max_ms'])} ms; {during['failures']} of {during['n']} failed")
+        rows.append(Row(
+            section, f"trickle, deadline_seconds {deadline:g}: healthy launch → list meanwhile (2 clients)", result,
+            f"median, p95, max ≤ {HEALTHY_FACTOR} × normal · 0 failures", _status(checks),
+            f"during: p95 {_ms_or_dash(during['p95_ms'])}"
+            + (f" = {p95_ratio:.2f} ×" if p95_ratio is not None else "")
+            + (f"; {slow} of {during['n']} slower than 1.1 × the normal max, "
+               f"slowest {during['max_ms'] / 1000:.1f} s (starved: a launch whose connection a worker with all 8 "
+               "threads held took waits for one of them)" if slow else "")
+            + "; normal (same app, before the trickle): median "
+            f"{_ms_or_dash(before['median_ms'])}, p95 {_ms_or_dash(before['p95_ms'])}, max "
+            f"{_ms_or_dash(before['max_ms'])} ms, {before['failures']} of {before['n']} failed; after: median "
+            f"{_ms_or_dash(run['healthy_after']['median_ms'])} ms"))
+    for run in data.get("big", {}).get("variants", []):
+        kind = "no length, chunked" if run["variant"] == "big-chunked" else "Content-Length announced"
+        n = run["concurrent"]
+        rss = run["peak_increase_kb"] / 1024
+        ok_pages = run["statuses"] == ["502"] and run["too_large_pages"] == n
+        written = run["hostile_bytes_written"]
+        rows.append(Row(
+            section, f"50 MB Bundle ({kind}), {n} concurrent load{'s' if n > 1 else ''}: peak worker RSS",
+            f"+{rss:.1f} MB; {n} × {'/'.join(run['statuses'])}, page {run['page_bytes']:,} B",
+            f"≤ +{BIG_RSS_TARGET_MB:.0f} MB · 502", _status({"rss": rss <= BIG_RSS_TARGET_MB, "502": ok_pages}),
+            f"both workers +{run['peak_increase_total_kb'] / 1024:.1f} MB; RSS after (1 s later) "
+            f"{run['after_increase_kb'] / 1024:+.1f} MB; 'more than the app accepts' page {run['too_large_pages']} "
+            f"of {n}, slowest {run['seconds_max'] * 1000:.0f} ms; the EHR wrote at most {max(written) / 1e6:.1f} MB "
+            f"of {50:.0f} MB before the app hung up (kernel socket buffers included)"
+            + ("" if run["vmhwm_reset"] else "; VmHWM not reset: sampled VmRSS only")))
+    pending = data.get("pending")
+    for run in (pending or {}).get("variants", []):
+        keep = run["keep_cookies"]
+        files = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in sorted(run.get("store_files", {}).items()))
+        if keep:
+            target, checks = f"≤ {PENDING_PER_BROWSER} per client", {
+                "per client": run["per_client_accepted_max"] <= PENDING_PER_BROWSER}
+        else:
+            target, checks = f"≤ {PENDING_TOTAL:,} in all", {"total": run["store_pending"] <= PENDING_TOTAL}
+        rows.append(Row(
+            section, f"pending launches, {pending['clients']} clients × {pending['seconds']:g} s, "
+            f"{'each keeping its cookie' if keep else 'dropping cookies'}",
+            f"{run['accepted']:,} × 303, {run['refused_429']:,} × 429; at most {run['per_client_accepted_max']} "
+            "per client", target, _status(checks),
+            f"{run['requests']:,} requests in {run['elapsed_s']:.1f} s, {run['other']} other; store: "
+            f"{run['store_pending']:,} pending ({run['store_pending_before']} from the warm-up), "
+            f"{run['store_bytes'] / 1e6:.2f} MB ({files} MB; {run['store_bytes_before'] / 1e6:.2f} MB before); "
+            f"Retry-After {run['retry_after'] or '-'} s"))
+    return rows
+
+
 def build_rows(results: dict) -> list[Row]:
     """Every row, in section order, for whatever sections ran."""
     rows: list[Row] = []
@@ -247,6 +345,8 @@ def build_rows(results: dict) -> list[Row]:
         rows += history_rows(results["history"])
     if "throughput" in results:
         rows += throughput_rows(results["throughput"])
+    if "hostile" in results:
+        rows += hostile_rows(results["hostile"])
     for key in sorted(k for k in results if k.endswith("_error")):
         last_line = results[key].strip().splitlines()[-1][:100]
         rows.append(Row("Errors", f"section {key[:-len('_error')]} failed", last_line, "—", "failed",

@@ -1,6 +1,6 @@
 """``make bench``: measure the app against the sandbox EHR and print one table with targets.
 
-Usage: ``.venv/bin/python bench/run.py [--quick] [--only network|launch|history|throughput ...]
+Usage: ``.venv/bin/python bench/run.py [--quick] [--only network|launch|history|throughput|hostile ...]
 [--latency-mode proxy|sleep] [--rtt-ms 50] [--profile]``
 
 The sandbox EHR runs once per run (gunicorn gthread, TLS with a throwaway CA,
@@ -12,7 +12,8 @@ connection); 1 launch → list of an 8-study patient against the floor, product
 and fhirclient baseline, requests and connections; 2 histories of 10 to 10,000
 studies: launch → list, app CPU and peak memory per study, re-open time,
 baseline; 3 throughput under gunicorn with 16 and 64 clients; 4 correctness
-under load; 5 cached vs re-queried lists. Writes
+under load; 5 cached vs re-queried lists; 6 a hostile EHR registered beside the sandbox
+(trickling search, 50 MB Bundle, pending-launch flood; :mod:`bench.hostile`). Writes
 ``bench/results/<timestamp>.json`` (every raw figure), ``<timestamp>.png``
 (launch time against history size) and ``latest.md`` / ``latest.png``
 (runs with ``--quick``, ``--only``, ``--level-seconds``, ``--rtt-ms`` or
@@ -38,11 +39,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # import bench.* as a package (and never bench/*.py as top-level modules)
 
-from bench import chart, procs, report, scenarios  # noqa: E402
+from bench import chart, hostile, procs, report, scenarios  # noqa: E402
 from bench.env import Environment  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-SECTIONS = ("network", "launch", "history", "throughput")
+SECTIONS = ("network", "launch", "history", "throughput", "hostile")
 
 
 def _commit() -> str:
@@ -105,6 +106,19 @@ def notes(results: dict) -> list[str]:
            "- Section 3 is closed-loop without think time: mean latency = clients / throughput (Little's law), "
            f"so p99 < {report.P99_TARGET_MS:.0f} ms with {report.TARGET_CLIENTS} clients needs more than "
            f"{report.TARGET_CLIENTS / (report.P99_TARGET_MS / 1000):.0f} req/s."]
+    if "hostile" in results:
+        out.append("- Section 6 (bench/hostile.py): the production command, gunicorn --workers 2 --threads 8 "
+                   "'app:create_app()', registered with the run's sandbox and bench/hostile_ehr.py (plain HTTP on "
+                   "127.0.0.1, its own process; standalone launches straight back to the app's callback with iss, "
+                   "a token with patient); the bench's registration (page_size 1000, read_timeout 30, TTL 60) with "
+                   "max_page_bytes (8 MiB), max_studies and the pending caps (20 per browser, 5,000) at the app's "
+                   "defaults, fhir.deadline_seconds at 30 (the default) and 5. "
+                   "Trickle: 16 list loads of completed launches at once while 2 clients loop healthy launch → "
+                   "list against the sandbox, compared with the same loop just before. 50 MB: one then four "
+                   "concurrent ?refresh=1 loads per variant, a fresh app per variant; peak = max(VmHWM after a "
+                   "clear_refs reset, VmRSS sampled every 10 ms) − VmRSS before, per worker. Pending: 16 clients "
+                   "(2 processes × 8 threads, http.client keep-alive) on GET /launch?iss=<sandbox iss>, a fresh app "
+                   "per variant; pending rows counted in the store (SQLite, read-only).")
     others = {name: usage["other_cores"] for name, usage in results.get("machine", {}).items()}
     if any(value > 0.3 for value in others.values()):
         out.append("- WARNING: processes outside the bench used CPU during the run ("
@@ -116,7 +130,7 @@ def notes(results: dict) -> list[str]:
 def _run_section(name: str, env: Environment, plan: scenarios.Plan, ehr, results: dict) -> bool:
     """Run one section into ``results[name]`` (or ``results[name + "_error"]``); record how busy the machine was."""
     steps = {"network": scenarios.network, "launch": scenarios.launch_latency, "history": scenarios.large_history,
-             "throughput": scenarios.throughput}
+             "throughput": scenarios.throughput, "hostile": hostile.hostile_section}
     print(f"\n== {name} ==", flush=True)
     started, machine, load_before = time.monotonic(), procs.MachineLoad(), os.getloadavg()[0]
     ok = True

@@ -76,13 +76,16 @@ class Plan:
     worker_classes: tuple[str, ...] = ("gthread", "sync")
     threads: int = 8
     requeried_clients: int = 64  # TTL 0 through the proxy: how a worker class copes with waits (gthread only)
+    hostile_deadlines: tuple[float, ...] = (30.0, 5.0)  # fhir.deadline_seconds of the trickle runs (30 = default)
+    hostile_pending_seconds: float = 15.0
 
     @classmethod
     def quick(cls) -> "Plan":
         """Under a minute: fewer repetitions and sizes, 3 s load levels, gthread only."""
         return cls(cold_runs=1, warm_per_cold=3, baseline_launches=2, history_sizes=(10, 1000, 5000),
                    history_reps=1, baseline_sizes=(10, 1000), reopens=3, launches=7, client_levels=(64,),
-                   level_seconds=3.0, worker_classes=("gthread",), requeried_clients=0)
+                   level_seconds=3.0, worker_classes=("gthread",), requeried_clients=0,
+                   hostile_deadlines=(5.0,), hostile_pending_seconds=5.0)
 
 
 def _ms(seconds: float | None) -> float | None:
