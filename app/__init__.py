@@ -76,7 +76,9 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
     app.config["SECRET_KEY"] = secret_key or _secret_key(Path(app.instance_path))
     app.config["TRUSTED_HOSTS"] = settings.trusted_hosts  # other Host headers: 400 (no Location, no log of the URL)
     app.config["SERVER_NAME"] = settings.server_name  # url_for outside requests; routing is not restricted by it
-    outbound = OutboundClient(settings.fhir.connect_timeout, settings.fhir.read_timeout, limits={
+    outbound = OutboundClient(settings.fhir.connect_timeout, settings.fhir.read_timeout,
+                              ca_bundle=os.environ.get("OUTBOUND_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE"),
+                              limits={
         "fhir": ExchangeLimits(max_bytes=settings.fhir.max_page_bytes, deadline_seconds=settings.fhir.deadline_seconds)})
     try:
         store = LaunchStore(store_path or settings.store_path, app.config["SECRET_KEY"])

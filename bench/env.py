@@ -184,8 +184,7 @@ class Environment:
 
     def _gunicorn_argv(self, entry: str, workers: int, worker_class: str, threads: int) -> list[str]:
         argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", worker_class,
-                "--bind", f"{procs.HOST}:{self.app_port}", "--backlog", "2048", "--log-level", "warning",
-                "-c", str(procs.ROOT / "bench" / "gunicorn_trust.py")]  # trust the run's CA (see that file)
+                "--bind", f"{procs.HOST}:{self.app_port}", "--backlog", "2048", "--log-level", "warning"]
         if worker_class == "gthread":
             argv += ["--threads", str(threads)]
         return argv + [entry]
