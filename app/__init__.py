@@ -15,18 +15,25 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping
 
 from flask import Flask
 
-from .config import PROJECT_ROOT, ConfigError, load_settings, parse_settings
+from .audit import AUDIT_LIMITS, AuditEventBuilder, AuditTrail, FhirAuditSink, JsonLinesSink
+from .config import PROJECT_ROOT, ConfigError, Settings, load_settings, parse_settings
 from .outbound import OutboundClient
 from .launches.errors import StoreUnavailable
 from .launches.store import LaunchStore
+from .observability import metrics
+from .observability.endpoints import register_endpoints
+from .observability.executor import ContextThreadPoolExecutor
+from .observability.requests import install_request_logging
 from .outbound import ExchangeLimits
+from .outbound.observe import OBSERVERS
+from .smart.client_auth import published_jwks, signing_keys_for
 from .smart.discovery import SmartDiscovery
+from .smart.jwks import JWKS_LIMITS, JwksCache
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -57,6 +64,18 @@ def _secret_key(instance_dir: Path) -> str:
     return key
 
 
+def _audit_trail(settings: Settings, outbound: OutboundClient) -> AuditTrail:
+    """The configured sinks: a JSON-lines file (or stdout) and/or a FHIR endpoint (background)."""
+    sinks = []
+    if settings.audit.path:
+        sinks.append(JsonLinesSink(settings.audit.path))
+    if settings.audit.fhir_endpoint:
+        token = os.environ.get(settings.audit.fhir_token_env) if settings.audit.fhir_token_env else None
+        sinks.append(FhirAuditSink(settings.audit.fhir_endpoint, outbound, token=token,
+                                   batch_size=settings.audit.batch_size, queue_size=settings.audit.queue_size))
+    return AuditTrail(sinks)
+
+
 def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str | None = None,
                store_path: str | os.PathLike | None = None) -> Flask:
     """Build the Flask app.
@@ -79,7 +98,15 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
     outbound = OutboundClient(settings.fhir.connect_timeout, settings.fhir.read_timeout,
                               ca_bundle=os.environ.get("OUTBOUND_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE"),
                               limits={
-        "fhir": ExchangeLimits(max_bytes=settings.fhir.max_page_bytes, deadline_seconds=settings.fhir.deadline_seconds)})
+        "fhir": ExchangeLimits(max_bytes=settings.fhir.max_page_bytes, deadline_seconds=settings.fhir.deadline_seconds),
+        "jwks": JWKS_LIMITS, "audit": AUDIT_LIMITS})
+    client_keys = [signing_keys_for(ehr) for ehr in settings.ehrs if ehr.token_endpoint_auth_method == "private_key_jwt"]
+    try:
+        allowlist = metrics.AddressAllowlist(settings.observability.metrics_allow)
+    except ValueError as exc:
+        raise ConfigError(f"observability.metrics.allow: {exc}") from None
+    if metrics.observe_upstream not in OBSERVERS:
+        OBSERVERS.append(metrics.observe_upstream)
     try:
         store = LaunchStore(store_path or settings.store_path, app.config["SECRET_KEY"])
         store.purge_expired()
@@ -89,8 +116,14 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
             from None
     logging.getLogger("fhirclient").setLevel(logging.ERROR)  # its model warnings may quote resource data
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings quote URLs with patient ids
+    install_request_logging(app, settings.observability.log_format,
+                            on_request=lambda route, status: metrics.HTTP_REQUESTS.labels(route, str(status)).inc())
     init_app(app, Services(settings=settings, outbound=outbound, discovery=SmartDiscovery(outbound), store=store,
-                           executor=ThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir")))
+                           executor=ContextThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"),
+                           jwks=JwksCache(outbound), audit=_audit_trail(settings, outbound),
+                           audit_events=AuditEventBuilder(settings.audit.source), app_jwks=published_jwks(client_keys)))
+    register_endpoints(app, ready_check=lambda: store.reload("readyz-probe"),
+                       metrics_enabled=settings.observability.metrics_enabled, allowlist=allowlist)
     app.wsgi_app = _Liveness(app.wsgi_app)
     return app
 

@@ -6,6 +6,10 @@ Environment variables (deployment):
 ``SECRET_KEY``           Flask secret key (signs the session cookie, derives the launch-store key)
 ``LAUNCH_STORE_PATH``    path of the SQLite launch store (overrides ``launch_store.path``)
 ``<client_secret_env>``  each confidential EHR registration names the variable holding its secret
+``<private_key_jwt.key_file_envs>``  each asymmetric registration names the variables holding its PEM key *paths*
+``AUDIT_LOG_PATH``       file of the audit trail (JSON lines; ``-`` = stdout), overrides ``audit.path``
+``LOG_FORMAT``           ``json`` or ``text`` request log lines, overrides ``observability.log_format``
+``PROMETHEUS_MULTIPROC_DIR``  prometheus-client's multi-process mode (gunicorn workers), read by prometheus-client
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class EhrRegistration:
     scopes: tuple[str, ...] = ()
     frame_ancestors: tuple[str, ...] = ()
     standalone: bool = True
+    token_endpoint_auth_method: str = "none"
+    private_key_jwt: "PrivateKeyJwtSettings | None" = None
+    openid: bool = True
 
     @property
     def frame_origins(self) -> tuple[str, ...]:
@@ -59,6 +66,44 @@ class EhrRegistration:
         if not self.client_secret_env:
             return None
         return os.environ.get(self.client_secret_env)
+
+
+@dataclass(frozen=True)
+class PrivateKeyJwtSettings:
+    """``private_key_jwt`` client authentication (SMART App Launch 2.2 §Client Authentication: Asymmetric).
+
+    ``alg``: ``RS384`` or ``ES384``; ``key_file_envs``: names of environment
+    variables holding paths of PEM private keys, the first signs, all are
+    published at ``/.well-known/jwks.json`` (two during a rotation).
+    """
+
+    alg: str
+    key_file_envs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Where the audit trail goes: ``path`` (JSON lines; ``"-"`` = stdout; ``None`` = off), ``fhir_endpoint``
+    (a FHIR base URL receiving ``batch`` Bundles of AuditEvents, or ``None``), ``fhir_token_env`` (variable
+    holding a Bearer token for it), ``batch_size`` (events per Bundle), ``queue_size`` (events held, the
+    oldest dropped beyond it), ``source`` (``AuditEvent.source.observer.display``)."""
+
+    path: str | None = None
+    fhir_endpoint: str | None = None
+    fhir_token_env: str | None = None
+    batch_size: int = 20
+    queue_size: int = 1000
+    source: str = "imaging-smart-app"
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    """``log_format``: ``json`` or ``text`` request lines; ``metrics_enabled``: serve ``/metrics``;
+    ``metrics_allow``: client networks (CIDR) that may read it."""
+
+    log_format: str = "json"
+    metrics_enabled: bool = False
+    metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
 
 
 @dataclass(frozen=True)
@@ -104,6 +149,8 @@ class Settings:
     store_path: Path = PROJECT_ROOT / "instance" / "launches.sqlite3"
     launch_lifetime_seconds: int = 8 * 3600
     extra_trusted_hosts: tuple[str, ...] = ()
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @property
     def trusted_hosts(self) -> list[str]:
@@ -175,6 +222,20 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
         if secret_env and not environ.get(secret_env):
             raise ConfigError(
                 f"{source}: ehrs[{index}].client_secret_env: environment variable {secret_env} is not set")
+        method = entry.get("token_endpoint_auth_method") or ("client_secret_basic" if secret_env else "none")
+        if method == "client_secret_basic" and not secret_env:
+            raise ConfigError(f"{source}: ehrs[{index}].token_endpoint_auth_method: client_secret_basic needs "
+                              "client_secret_env")
+        key_settings = None
+        if method == "private_key_jwt":
+            pkj = entry.get("private_key_jwt")
+            if not pkj:
+                raise ConfigError(f"{source}: ehrs[{index}].private_key_jwt: required for private_key_jwt")
+            for name in pkj["key_file_envs"]:
+                if not environ.get(name):
+                    raise ConfigError(f"{source}: ehrs[{index}].private_key_jwt.key_file_envs: environment "
+                                      f"variable {name} is not set (it names a PEM private key file)")
+            key_settings = PrivateKeyJwtSettings(alg=pkj["alg"], key_file_envs=tuple(pkj["key_file_envs"]))
         redirect_uri = entry.get("redirect_uri") or raw["app"]["redirect_uri"]
         if entry.get("redirect_uri"):
             if origin_string(redirect_uri) != origin_string(raw["app"]["redirect_uri"]):
@@ -186,7 +247,8 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
             name=entry["name"], iss=entry["iss"], client_id=entry["client_id"], redirect_uri=redirect_uri,
             client_secret_env=secret_env, scopes=tuple(entry.get("scopes", ())),
             frame_ancestors=tuple(entry.get("frame_ancestors", ())),
-            standalone=entry.get("standalone", True)))
+            standalone=entry.get("standalone", True), token_endpoint_auth_method=method,
+            private_key_jwt=key_settings, openid=entry.get("openid", True)))
 
     viewer_raw = raw["viewer"]
     viewer = ViewerSettings(
@@ -198,10 +260,25 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
     store_path = Path(environ.get("LAUNCH_STORE_PATH") or store_raw.get("path") or "instance/launches.sqlite3")
     if not store_path.is_absolute():
         store_path = PROJECT_ROOT / store_path
+    audit_raw = dict(raw.get("audit", {}))
+    if environ.get("AUDIT_LOG_PATH"):
+        audit_raw["path"] = environ["AUDIT_LOG_PATH"]
+    if audit_raw.get("fhir_token_env") and not environ.get(audit_raw["fhir_token_env"]):
+        raise ConfigError(f"{source}: audit.fhir_token_env: environment variable {audit_raw['fhir_token_env']} "
+                          "is not set")
+    obs_raw = raw.get("observability", {})
+    log_format = environ.get("LOG_FORMAT") or obs_raw.get("log_format", "json")
+    if log_format not in ("json", "text"):
+        raise ConfigError(f"LOG_FORMAT: {log_format!r} is not 'json' or 'text'")
+    metrics_raw = obs_raw.get("metrics", {})
+    observability = ObservabilitySettings(
+        log_format=log_format, metrics_enabled=metrics_raw.get("enabled", False),
+        metrics_allow=tuple(metrics_raw.get("allow", ObservabilitySettings.metrics_allow)))
     return Settings(
         redirect_uri=raw["app"]["redirect_uri"], extra_trusted_hosts=tuple(raw["app"].get("trusted_hosts", ())),
         ehrs=tuple(ehrs), viewer=viewer, fhir=fhir, store_path=store_path,
-        launch_lifetime_seconds=store_raw.get("lifetime_seconds", 8 * 3600))
+        launch_lifetime_seconds=store_raw.get("lifetime_seconds", 8 * 3600),
+        audit=AuditSettings(**audit_raw), observability=observability)
 
 
 def load_settings(path: str | os.PathLike | None = None,

@@ -15,19 +15,90 @@ import time
 from typing import Callable, TypeVar
 
 from ..config import EhrRegistration, Settings
-from ..fhir.errors import FhirUnauthorized
+from ..fhir.client import FhirClient
+from ..fhir.errors import FhirError, FhirUnauthorized
 from ..outbound import OutboundClient, OutboundError
 from ..smart.authorization import refresh
 from ..smart.errors import SmartError
+from ..smart.id_token import Identity
+from ..smart.scopes import allows_read, granted
+from ..smart.tokens import REFERENCE, TokenGrant
+from ..urls import base_dir
 from .errors import AuthorizationExpired, RegistrationRemoved
-from .state import ActiveLaunch, StoredLaunch
+from .state import ActiveLaunch, SignedInUser, StoredLaunch
 from .store import LaunchStore
 
 log = logging.getLogger(__name__)
 
 EXPIRY_MARGIN_SECONDS = 10
+EXPIRY_MARGIN_FRACTION = 0.1
+
+
+def expiry_margin(lifetime_seconds: float | None) -> float:
+    """Seconds before ``expires_at`` at which a token is renewed: 10 % of its lifetime, at most 10 s.
+
+    A 6 s token gets 0.6 s (it is used, not renewed at once); a 3600 s token 10 s; an unknown
+    lifetime 10 s. A 401 answer stays the safety net (:meth:`LaunchContext.with_token`).
+    """
+    if lifetime_seconds is None:
+        return EXPIRY_MARGIN_SECONDS
+    return min(EXPIRY_MARGIN_SECONDS, max(0.0, lifetime_seconds) * EXPIRY_MARGIN_FRACTION)
 
 T = TypeVar("T")
+
+USER_TYPES = ("Practitioner", "Patient", "RelatedPerson", "Person")  # SMART 2.2 §fhirUser
+MAX_NAME_LENGTH = 200
+
+
+def fhir_user_reference(iss: str, fhir_user: str | None) -> str | None:
+    """``Type/id`` of a ``fhirUser`` on this launch's FHIR base (relative, or absolute under ``iss``), else ``None``.
+
+    ``Type`` must be one of :data:`USER_TYPES`. A user on another server is kept as sent but not read.
+    """
+    if not fhir_user:
+        return None
+    relative = fhir_user[len(base_dir(iss)):] if fhir_user.startswith(base_dir(iss)) else fhir_user
+    match = REFERENCE.fullmatch(relative)
+    return match.group(0) if match and match["type"] in USER_TYPES else None
+
+
+def _human_name(resource: dict) -> str | None:
+    """The display form of a resource's first usable ``name`` (HumanName ``text``, else prefix given family)."""
+    names = resource.get("name")
+    for name in names if isinstance(names, list) else []:
+        if not isinstance(name, dict):
+            continue
+        text = name.get("text")
+        if not (isinstance(text, str) and text.strip()):
+            parts = [p for key in ("prefix", "given") for p in (name.get(key) or []) if isinstance(p, str)]
+            if isinstance(name.get("family"), str):
+                parts.append(name["family"])
+            text = " ".join(parts)
+        text = " ".join(text.split())[:MAX_NAME_LENGTH]
+        if text and text.isprintable():
+            return text
+    return None
+
+
+def resolve_user(iss: str, identity: Identity, grant: TokenGrant, outbound: OutboundClient) -> SignedInUser:
+    """The launch's :class:`SignedInUser`: ``fhirUser`` kept, its name read when the scope allows it.
+
+    Read only when the reference is on ``iss`` and the grant has ``openid fhirUser``
+    or a read scope of the type (SMART 2.2 §Scopes for requesting identity data).
+    A failed read leaves the name out (the launch goes on).
+    """
+    reference = fhir_user_reference(iss, identity.fhir_user)
+    name = None
+    if reference is not None:
+        resource_type, resource_id = reference.split("/", 1)
+        if (granted(grant.scope, "fhirUser") and granted(grant.scope, "openid")) or \
+                allows_read(grant.scope, resource_type):
+            try:
+                name = _human_name(FhirClient(iss, grant.access_token, outbound).read(resource_type, resource_id))
+            except (FhirError, OutboundError) as exc:
+                log.info("the signed-in user's %s could not be read: %s", resource_type, type(exc).__name__)
+    return SignedInUser(subject=identity.subject, fhir_user=identity.fhir_user, reference=reference,
+                        display_name=name)
 
 
 class LaunchContext:
@@ -67,10 +138,10 @@ class LaunchContext:
         return self.launch.state
 
     def access_token(self, now: float | None = None) -> str:
-        """A usable access token, renewed first when it expires within the margin (10 s)."""
+        """A usable access token, renewed first when it expires within the margin (:func:`expiry_margin`)."""
         now = time.time() if now is None else now
         grant = self.state.grant
-        if grant.expires_at is not None and grant.expires_at <= now + EXPIRY_MARGIN_SECONDS:
+        if grant.expires_at is not None and grant.expires_at <= now + expiry_margin(grant.lifetime_seconds):
             return self.renew_token(grant.access_token)
         return grant.access_token
 

@@ -46,6 +46,7 @@ from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 from .errors import (MalformedResponse, OutboundError, RedirectRefused, RefusedTarget, ResponseTooLarge,
                      UnsafeHeader, UpstreamTimeout, UpstreamUnreachable)
 from .headers import ACCEPT_ENCODING, check_headers, carries_credentials
+from .observe import REQUEST_ID, observe
 from .jsonsafe import DEFAULT_MAX_DEPTH, decode_json, media_type, require_json_media_type
 from .policy import DEFAULT_LIMITS, MAX_SAME_ORIGIN_REDIRECTS, ExchangeLimits, ExchangePolicy, make_policy
 from .target import ParsedTarget, check_url
@@ -368,8 +369,13 @@ class OutboundClient:
         prepared.url = target.url
         prepared.headers["User-Agent"] = prepared.headers.get("User-Agent") or self.user_agent
         prepared.headers["Accept-Encoding"] = ACCEPT_ENCODING  # the only codings decoded (and capped)
+        request_id = REQUEST_ID.get()
+        if request_id and "X-Request-ID" not in prepared.headers:
+            prepared.headers["X-Request-ID"] = request_id
         check_headers(prepared.headers, kind=policy.kind, origin=target.origin_string)
-        exchange = Exchange(time.monotonic() + policy.deadline_seconds)
+        started = time.monotonic()
+        outcome = "error"
+        exchange = Exchange(started + policy.deadline_seconds)
         WATCHDOG.arm(exchange)
         token = current_exchange.set(exchange)
         try:
@@ -378,7 +384,9 @@ class OutboundClient:
                 response = self._send_once(prepared, policy, target, exchange)
                 status = response.status_code
                 if not 300 <= status < 400:
-                    return self._read(response, policy, target, exchange)
+                    answer = self._read(response, policy, target, exchange)
+                    outcome = str(answer.status)
+                    return answer
                 location, same = self._location(response, target)
                 _discard(response)
                 follow = (policy.follow_same_origin_redirects and same and status in (301, 302, 303, 307, 308)
@@ -390,9 +398,13 @@ class OutboundClient:
                 target = self._check_target(location, policy)
                 prepared = prepared.copy()
                 prepared.url = target.url
+        except OutboundError as exc:
+            outcome = type(exc).__name__
+            raise
         finally:
             current_exchange.reset(token)
             exchange.finish()
+            observe(policy.kind, time.monotonic() - started, outcome)
 
     @staticmethod
     def _location(response: requests.Response, target: ParsedTarget) -> tuple[str | None, bool]:

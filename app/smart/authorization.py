@@ -19,6 +19,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from ..config import EhrRegistration
 from ..outbound import GuardedOAuth2Session, InvalidJson, OutboundClient, OutboundError, UnexpectedContentType
 from ..urls import origin_of
+from .client_auth import SmartPrivateKeyJWT, signing_keys_for
 from .discovery import SmartConfiguration
 from .errors import AuthorizationRefused, AuthorizationResponseMismatch, InvalidTokenResponse, TokenEndpointError
 from .scopes import requested_scope
@@ -28,16 +29,21 @@ log = logging.getLogger(__name__)
 
 STATE_BYTES = 32          # 43 URL-safe characters, 256 bits (≥ 122 bits required by SMART 2.2)
 CODE_VERIFIER_BYTES = 48  # 64 characters of [A-Za-z0-9_-] (RFC 7636 §4.1: 43..128 of [A-Za-z0-9-._~])
+NONCE_BYTES = 32          # OpenID Connect Core §3.1.2.1 / §15.5.2: unguessable, bound to this launch
 
 
 @dataclass(frozen=True)
 class AuthorizationRequest:
-    """A prepared authorize redirect: ``url`` to send the browser to, and the secrets kept server-side."""
+    """A prepared authorize redirect: ``url`` to send the browser to, and the secrets kept server-side.
+
+    ``nonce``: sent when ``openid`` is asked for (OIDC Core §3.1.2.1), else ``None``.
+    """
 
     url: str
     state: str
     code_verifier: str
     scope: str
+    nonce: str | None = None
 
 
 def _oauth_client(ehr: EhrRegistration, redirect_uri: str, outbound: OutboundClient, token_endpoint: str,
@@ -47,12 +53,17 @@ def _oauth_client(ehr: EhrRegistration, redirect_uri: str, outbound: OutboundCli
     Its requests may go to the token endpoint's origin only, never follow a
     redirect (the code and ``code_verifier`` are never re-posted elsewhere),
     and are bounded in time and size (RFC 9700 §4.11, RFC 6749 §10.6).
+    Client authentication is the registration's ``token_endpoint_auth_method``:
+    ``none`` (``client_id`` in the body), ``client_secret_basic`` (RFC 6749 §2.3.1), or
+    ``private_key_jwt`` (a signed assertion per request, :mod:`app.smart.client_auth`).
     """
-    secret = ehr.client_secret
+    method = ehr.token_endpoint_auth_method
+    secret = ehr.client_secret if method == "client_secret_basic" else None
+    auth_method = SmartPrivateKeyJWT(signing_keys_for(ehr), token_endpoint) if method == "private_key_jwt" \
+        else ("client_secret_basic" if secret else "none")
     return outbound.oauth_session(
         outbound.policy("token", origin_of(token_endpoint)),
-        client_id=ehr.client_id, client_secret=secret,
-        token_endpoint_auth_method="client_secret_basic" if secret else "none",
+        client_id=ehr.client_id, client_secret=secret, token_endpoint_auth_method=auth_method,
         redirect_uri=redirect_uri, scope=scope, code_challenge_method="S256")
 
 
@@ -63,18 +74,25 @@ def build_authorization_request(ehr: EhrRegistration, config: SmartConfiguration
 
     ``aud`` is ``iss`` exactly as received; PKCE is always S256 whatever the
     server advertises; ``scope`` uses v2 syntax only when the server lists
-    ``permission-v2`` (SMART 2.2 §Obtain authorization code).
+    ``permission-v2`` (SMART 2.2 §Obtain authorization code); ``openid fhirUser``
+    and a fresh ``nonce`` when the registration allows it and the server
+    supports OpenID Connect (:attr:`SmartConfiguration.supports_openid`).
     """
-    scope = requested_scope(ehr_launch=launch is not None, v2=config.uses_v2_scopes, extra=ehr.scopes)
+    identity = ehr.openid and config.supports_openid
+    scope = requested_scope(ehr_launch=launch is not None, v2=config.uses_v2_scopes, extra=ehr.scopes,
+                            identity=identity)
     code_verifier = secrets.token_urlsafe(CODE_VERIFIER_BYTES)
     state = secrets.token_urlsafe(STATE_BYTES)
+    nonce = secrets.token_urlsafe(NONCE_BYTES) if identity else None
     extra = {"aud": iss}
     if launch is not None:
         extra["launch"] = launch
+    if nonce is not None:
+        extra["nonce"] = nonce
     oauth = _oauth_client(ehr, redirect_uri, outbound, config.token_endpoint, scope)
     url, _ = oauth.create_authorization_url(
         config.authorization_endpoint, state=state, code_verifier=code_verifier, **extra)
-    return AuthorizationRequest(url=url, state=state, code_verifier=code_verifier, scope=scope)
+    return AuthorizationRequest(url=url, state=state, code_verifier=code_verifier, scope=scope, nonce=nonce)
 
 
 def check_response_issuer(received_iss: str | None, *, expected_issuer: str | None, required: bool,

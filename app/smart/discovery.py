@@ -48,6 +48,15 @@ class SmartConfiguration:
     code_challenge_methods_supported: tuple[str, ...] = ()
     issuer: str | None = None
     authorization_response_iss_parameter_supported: bool = False
+    jwks_uri: str | None = None
+    scopes_supported: frozenset[str] = frozenset()
+
+    @property
+    def supports_openid(self) -> bool:
+        """OpenID Connect can be asked for: ``sso-openid-connect`` or ``openid`` in ``scopes_supported``, and the
+        server names its ``issuer`` (an id_token's ``iss`` is checked against it, OIDC Core §3.1.3.7 step 2)."""
+        return self.issuer is not None and ("sso-openid-connect" in self.capabilities
+                                            or "openid" in self.scopes_supported)
 
     @property
     def uses_v2_scopes(self) -> bool:
@@ -136,6 +145,7 @@ class SmartDiscovery:
         if not (isinstance(authorize, str) and isinstance(token, str) and authorize and token):
             return None
         issuer = body.get("issuer")
+        jwks_uri = body.get("jwks_uri")
         return SmartConfiguration(
             authorization_endpoint=urljoin(base_dir(iss), authorize),
             token_endpoint=urljoin(base_dir(iss), token),
@@ -143,7 +153,10 @@ class SmartDiscovery:
             code_challenge_methods_supported=_strings(body.get("code_challenge_methods_supported")),
             issuer=issuer if isinstance(issuer, str) and 0 < len(issuer) <= 2048 and issuer.isprintable() else None,
             authorization_response_iss_parameter_supported=body.get(
-                "authorization_response_iss_parameter_supported") is True)
+                "authorization_response_iss_parameter_supported") is True,
+            jwks_uri=urljoin(base_dir(iss), jwks_uri) if isinstance(jwks_uri, str) and 0 < len(jwks_uri) <= 2048
+            and jwks_uri.isprintable() else None,
+            scopes_supported=frozenset(_strings(body.get("scopes_supported"))))
 
     @staticmethod
     def _from_capability_statement(iss: str, body: dict | None) -> SmartConfiguration | None:

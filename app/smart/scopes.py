@@ -15,6 +15,7 @@ _V2_PERMISSIONS = re.compile(r"^c?r?u?d?s?$")
 
 EHR_LAUNCH_SCOPES = ("launch",)
 STANDALONE_LAUNCH_SCOPES = ("launch/patient",)
+IDENTITY_SCOPES = ("openid", "fhirUser")  # SMART 2.2 §Scopes for requesting identity data
 
 
 def resource_scopes(v2: bool) -> tuple[str, ...]:
@@ -26,9 +27,11 @@ def resource_scopes(v2: bool) -> tuple[str, ...]:
     return (f"patient/ImagingStudy.{permission}", f"patient/Patient.{permission}")
 
 
-def requested_scope(*, ehr_launch: bool, v2: bool, extra: tuple[str, ...] = ()) -> str:
-    """Space-separated scope for the authorize request (launch context + resources + extras, no duplicates)."""
-    parts = (EHR_LAUNCH_SCOPES if ehr_launch else STANDALONE_LAUNCH_SCOPES) + resource_scopes(v2) + tuple(extra)
+def requested_scope(*, ehr_launch: bool, v2: bool, extra: tuple[str, ...] = (), identity: bool = False) -> str:
+    """Space-separated scope for the authorize request (launch context + resources + ``openid fhirUser`` when
+    ``identity`` + extras, no duplicates)."""
+    parts = (EHR_LAUNCH_SCOPES if ehr_launch else STANDALONE_LAUNCH_SCOPES) + resource_scopes(v2) \
+        + (IDENTITY_SCOPES if identity else ()) + tuple(extra)
     return " ".join(dict.fromkeys(parts))
 
 
@@ -49,5 +52,22 @@ def allows_search(scope: str | None, resource_type: str) -> bool:
         if permission in ("read", "*"):
             return True
         if permission and _V2_PERMISSIONS.match(permission) and "s" in permission:
+            return True
+    return False
+
+
+def granted(scope: str | None, name: str) -> bool:
+    """True when the space-separated ``scope`` contains ``name`` exactly (e.g. ``openid``)."""
+    return name in (scope or "").split()
+
+
+def allows_read(scope: str | None, resource_type: str) -> bool:
+    """True when a ``patient/`` or ``user/`` scope lets the app read ``resource_type`` (``.r``, ``.rs``, ``.read``, ``*``)."""
+    for token in (scope or "").split():
+        match = _CLINICAL_SCOPE.match(token)
+        if not match or match["context"] not in ("patient", "user") or match["type"] not in (resource_type, "*"):
+            continue
+        permission = match["perm"]
+        if permission in ("read", "*") or (permission and _V2_PERMISSIONS.match(permission) and "r" in permission):
             return True
     return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..config import Settings
+from ..observability import metrics
 from .errors import register_error_handlers
 from .security import configure_session_cookie, install_security_headers
 from .services import EXTENSION_KEY, Services
@@ -25,5 +26,6 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(bp)
     for name in TEMPLATES:
         app.jinja_env.get_template(name)  # compile now, not on a clinician's first launch
-    register_error_handlers(app, relaunch_url_for)
+    register_error_handlers(app, relaunch_url_for,
+                            on_error=lambda exc, page: metrics.ERRORS.labels(type(exc).__name__).inc())
     install_security_headers(app, settings)

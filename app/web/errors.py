@@ -23,6 +23,7 @@ from ..outbound import (InvalidJson, MalformedResponse, OutboundError, RedirectR
                         ResponseTooLarge, UnexpectedContentType, UpstreamTimeout, UpstreamUnreachable)
 from ..launches.errors import (AuthorizationExpired, BrowserMismatch, LaunchNotFound, RegistrationRemoved,
                                StateNotRecognised, StoreUnavailable, TooManyPendingLaunches)
+from ..smart.id_token import InvalidIdToken
 from ..smart.errors import (AuthorizationRefused, AuthorizationResponseMismatch, DiscoveryFailed,
                             InvalidTokenResponse, NoPatientContext, TokenEndpointError)
 
@@ -161,6 +162,10 @@ def _token_page(exc: TokenEndpointError) -> ErrorPage:
                   "the app does not send codes or tokens to redirected locations.")
     else:
         detail = f"The token endpoint answered HTTP {exc.status} during the {exc.during}."
+    if exc.error == "invalid_client":
+        return ErrorPage(502, "The EHR did not accept this app's credentials", detail,
+                         "Tell your EHR administrator: the app's client registration (its secret, or the public "
+                         "keys it publishes at /.well-known/jwks.json) does not match what the EHR holds.")
     return ErrorPage(502, "The EHR did not complete the sign-in", detail,
                      "Launch the app again from the patient's chart. If it keeps failing, contact your EHR administrator.")
 
@@ -169,6 +174,22 @@ _MISMATCH = {
     "issuer-mismatch": "The sign-in answer names another authorization server than the one this launch was sent to.",
     "issuer-missing": "The sign-in answer does not name its authorization server, which this EHR promised to do.",
     "redirect-uri-mismatch": "The sign-in answer came back to another EHR's address of this app.",
+}
+
+_ID_TOKEN = {
+    "missing": "The EHR granted an OpenID Connect sign-in but sent no identity token.",
+    "malformed": "The identity token from the EHR is not a well-formed signed token.",
+    "alg-not-allowed": "The identity token is not signed with an accepted algorithm (unsigned or HMAC tokens "
+                       "are refused).",
+    "unknown-kid": "The identity token is signed with a key the EHR does not publish.",
+    "bad-signature": "The identity token's signature does not verify with the EHR's published key.",
+    "keys-unavailable": "The EHR's signing keys (JWKS) could not be fetched.",
+    "wrong-iss": "The identity token was issued by another server than this EHR's.",
+    "wrong-aud": "The identity token was issued for another application.",
+    "expired": "The identity token has expired.",
+    "issued-in-future": "The identity token is dated in the future.",
+    "nonce-mismatch": "The identity token does not belong to this sign-in (nonce mismatch).",
+    "missing-claim": "The identity token lacks a required claim.",
 }
 
 _EXPIRED = {
@@ -201,6 +222,10 @@ def describe(exc: BaseException) -> ErrorPage:
         return ErrorPage(502, "The EHR did not complete the sign-in",
                          f"The token response of the {exc.during} cannot be used: {exc.problem}.",
                          "Launch the app again from the patient's chart. If it keeps failing, contact your EHR administrator.")
+    if isinstance(exc, InvalidIdToken):
+        return ErrorPage(502, "The EHR's sign-in could not be verified", _ID_TOKEN.get(exc.problem, ""),
+                         "Close this window and launch the app again from the patient's chart. If it happens again, "
+                         "tell your EHR administrator: the user's identity token was refused.")
     if isinstance(exc, AuthorizationResponseMismatch):
         return ErrorPage(400, "Could not verify this launch, please relaunch", _MISMATCH.get(exc.problem, ""),
                          "Close this window and launch the app again from the patient's chart. If it happens again, "
@@ -253,10 +278,11 @@ def _render(page: ErrorPage):
         return _plain(page)
 
 
-def register_error_handlers(app: Flask, relaunch_url_for=None) -> None:
+def register_error_handlers(app: Flask, relaunch_url_for=None, on_error=None) -> None:
     """Render every failure as the app's error page.
 
-    ``relaunch_url_for(exc) -> str | None`` adds a relaunch link where one can work.
+    ``relaunch_url_for(exc) -> str | None`` adds a relaunch link where one can work;
+    ``on_error(exc, page)`` is told of each failure rendered (metrics).
     """
 
     @app.errorhandler(HTTPException)
@@ -272,6 +298,8 @@ def register_error_handlers(app: Flask, relaunch_url_for=None) -> None:
         page = describe(error)
         if page.status == 500:
             log.exception("unexpected error")
+        if on_error is not None:
+            on_error(error, page)
         if relaunch_url_for is not None and page.relaunch_url is None:
             url = relaunch_url_for(error)
             if url:

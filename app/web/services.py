@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 
 from ..config import Settings
 from ..outbound import OutboundClient
 from ..launches.store import LaunchStore
+from ..audit import AuditEventBuilder, AuditTrail
 from ..smart.discovery import SmartDiscovery
+from ..smart.jwks import JwksCache
 
 EXTENSION_KEY = "imaging_app"
 
@@ -18,13 +20,19 @@ EXTENSION_KEY = "imaging_app"
 @dataclass
 class Services:
     """``settings`` (the registration), ``outbound`` (the one way out), ``discovery`` (cached per ``iss``),
-    ``store`` (launches), ``executor`` (concurrent FHIR reads of one request)."""
+    ``store`` (launches), ``executor`` (concurrent FHIR reads of one request), ``jwks`` (id_token keys),
+    ``audit`` / ``audit_events`` (the audit trail and its event builder), ``app_jwks`` (the app's public JWK Set
+    for ``private_key_jwt``)."""
 
     settings: Settings
     outbound: OutboundClient
     discovery: SmartDiscovery
     store: LaunchStore
     executor: ThreadPoolExecutor
+    jwks: JwksCache | None = None
+    audit: AuditTrail = field(default_factory=lambda: AuditTrail([]))
+    audit_events: AuditEventBuilder = field(default_factory=AuditEventBuilder)
+    app_jwks: dict = field(default_factory=lambda: {"keys": []})
 
 
 def services() -> Services:

@@ -7,7 +7,9 @@ Routes
 ``GET /callback?code=…&state=…``  OAuth2 redirect (SMART 2.2 §Obtain authorization code, response)
 ``GET /l/<launch_id>/``           the patient's studies; ``study`` (repeatable) selects what the viewer shows
 ``GET /l/<launch_id>/matches``    ids of the studies matching ``q`` / ``modality`` (the list's live filter)
+``GET /.well-known/jwks.json``    the app's public keys (``private_key_jwt`` registrations; RFC 7517 JWK Set)
 ``GET /healthz``                  liveness (answered before Flask: see ``app/__init__.py``)
+``GET /readyz``, ``GET /metrics`` readiness and Prometheus metrics (:mod:`app.observability.endpoints`)
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from ..launches.context import LaunchContext
 from ..launches.errors import BrowserMismatch
 from ..launches.state import ActiveLaunch, PendingLaunch, StoredLaunch
 from ..launches.study_lists import load_study_list
+from ..observability import metrics
 from ..smart.authorization import (build_authorization_request, check_response_issuer, exchange_code,
                                    refused_authorization)
 from ..smart.errors import AuthorizationResponseMismatch
 from ..smart.scopes import allows_search
 from ..urls import origin_string
 from .errors import ErrorPage, PageError, bad_launch_request, unknown_iss
+from .identity import (audit_launch, audit_study_list, audit_viewer, header_context, show_in_header,
+                       signed_in_user)
 from .presenter import DISPLAY_ROWS, build_study_list_page
 from .search import StudyQuery
 from .security import browser_binding, ensure_browser_binding, frame_launch, in_iframe, rotate_browser_binding
@@ -35,6 +40,15 @@ from .services import services
 bp = Blueprint("views", __name__)
 
 MAX_LAUNCH_LENGTH = 4096
+
+bp.app_context_processor(header_context)
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks():
+    """The app's public JWK Set (SMART 2.2 §Client Authentication: Asymmetric, ``jwks_uri`` registration)."""
+    return services().app_jwks, 200, {"Cache-Control": "public, max-age=300",
+                                      "Access-Control-Allow-Origin": "*"}
 
 
 @bp.get("/")
@@ -71,7 +85,8 @@ def launch():
     launch_id = svc.store.create_pending(binding, auth_request.state, PendingLaunch(
         iss=iss, launch=launch_param, code_verifier=auth_request.code_verifier, scope=auth_request.scope,
         token_endpoint=smart_config.token_endpoint, authorize_url=auth_request.url, redirect_uri=ehr.redirect_uri,
-        issuer=smart_config.issuer, issuer_required=smart_config.authorization_response_iss_parameter_supported))
+        issuer=smart_config.issuer, issuer_required=smart_config.authorization_response_iss_parameter_supported,
+        nonce=auth_request.nonce, jwks_uri=smart_config.jwks_uri))
     if created and in_iframe():
         return redirect(url_for("views.launch_check", launch_id=launch_id), 303)
     return redirect(auth_request.url, 303)
@@ -115,9 +130,11 @@ def callback(registration: str | None = None):
     _frame_for(claimed.state.iss)
     try:
         active = _complete_authorization(claimed.state)
-    except BaseException:
+    except BaseException as exc:
         svc.store.discard(claimed.id)  # the one place a failed callback ends
+        audit_launch(claimed.state.iss, None, exc)
         raise
+    audit_launch(claimed.state.iss, active)
     svc.store.activate(claimed.id, active, svc.settings.launch_lifetime_seconds,
                        new_browser_id=rotate_browser_binding())
     query = {"study": active.grant.preselected_study_id} if active.grant.preselected_study_id else {}
@@ -154,7 +171,7 @@ def _complete_authorization(pending: PendingLaunch) -> ActiveLaunch:
             "The granted scope does not include searching ImagingStudy.",
             "Ask your EHR administrator to allow this app to read ImagingStudy, then launch it again."))
     return ActiveLaunch(iss=pending.iss, launch=pending.launch, patient=grant.patient, grant=grant,
-                        token_endpoint=pending.token_endpoint)
+                        token_endpoint=pending.token_endpoint, user=signed_in_user(pending, ehr, grant))
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -170,7 +187,10 @@ def _launch_list(launch_id: str) -> tuple[LaunchContext, StudyList]:
     context = LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, browser_binding())
     frame_launch(context.ehr)
     study_list, fetched = load_study_list(context, svc.executor, force=request.args.get("refresh") == "1")
+    show_in_header(context.state)
     if fetched:
+        metrics.STUDIES_PER_LIST.observe(len(study_list.studies))
+
         @after_this_request
         def _keep_list(response):
             response.call_on_close(lambda: context.keep_study_list(study_list))
@@ -188,6 +208,11 @@ def studies(launch_id: str):
         query=StudyQuery.from_args(request.args.get("modality"), request.args.get("q")),
         requested_ids=request.args.getlist("study"), show=_int_arg("show", DISPLAY_ROWS, DISPLAY_ROWS, 100_000),
         page_url=url_for("views.studies", launch_id=launch_id))
+    fhir = services().settings.fhir
+    audit_study_list(context.state, context.ehr, len(study_list.studies),
+                     urlencode({"patient": context.state.patient, "_sort": "-started", "_count": fhir.page_size}))
+    if page.viewer_url:
+        audit_viewer(context.state, context.ehr, [s.study_instance_uid for s in page.selected if s.study_instance_uid])
     return render_template("studies.html", page=page)
 
 

@@ -139,7 +139,7 @@ def test_authorize_redirect_carries_aud_launch_and_pkce(ehr):
     assert params["aud"] == ehr.iss
     assert params["launch"] == launch["launch"]
     assert params["code_challenge_method"] == "S256"
-    assert params["scope"] == "launch patient/ImagingStudy.rs patient/Patient.rs online_access"
+    assert params["scope"] == "launch patient/ImagingStudy.rs patient/Patient.rs openid fhirUser online_access"
 
 
 def test_patient_with_exactly_one_study(ehr):
