@@ -47,6 +47,9 @@ def _secret_key(instance_dir: Path) -> str:
                               "keys the launch store); make one with: python3 -c 'import secrets; "
                               "print(secrets.token_urlsafe(48))'")
         return key
+    if not (PROJECT_ROOT / "pyproject.toml").is_file():  # an installed package has no checkout to keep a key in
+        raise ConfigError("SECRET_KEY is not set (required when the app is installed as a package); make one with: "
+                          "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
     path = instance_dir / "secret_key"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()

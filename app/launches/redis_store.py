@@ -19,6 +19,7 @@ Keys, under ``key_prefix`` ``P`` (default ``imaging-app:``), each with a TTL:
 ``P pending``              sorted set: launch id -> expiry, every launch awaiting its callback
 ``P pending:<sha256>``     the same for one browser (the bound of 20)
 ``P expiry``               sorted set: launch id -> expiry, every launch (purge)
+``P lease:<id>``           the owner of the launch's token-renewal lease (``SET NX PX``)
 ========================== ========================================================================
 
 Redis's own TTL removes what nobody purges; ``expires`` is still checked
@@ -164,6 +165,13 @@ redis.call('HSET', k, 'payload', ARGV[4])
 return 1
 """
 
+# ARGV: prefix, id, owner -> 1 | 0
+_RELEASE = """
+local k = ARGV[1] .. 'lease:' .. ARGV[2]
+if redis.call('GET', k) == ARGV[3] then return redis.call('DEL', k) end
+return 0
+"""
+
 # ARGV: prefix, id -> 1 | 0
 _DISCARD = _PURGE_ONE + "return purge_one(ARGV[1], ARGV[2])"
 
@@ -209,7 +217,7 @@ class RedisLaunchStore:
             socket_connect_timeout=SOCKET_TIMEOUT_SECONDS, health_check_interval=30)
         self._scripts = {name: self._redis.register_script(source) for name, source in (
             ("create", _CREATE), ("claim", _CLAIM), ("activate", _ACTIVATE), ("update", _UPDATE),
-            ("reseal", _RESEAL), ("discard", _DISCARD), ("purge", _PURGE))}
+            ("reseal", _RESEAL), ("release", _RELEASE), ("discard", _DISCARD), ("purge", _PURGE))}
         self._call(self._redis.ping)
 
     def describe(self) -> str:
@@ -344,3 +352,14 @@ class RedisLaunchStore:
         """Delete launches whose expiry has passed (Redis's TTL also drops them); returns how many."""
         now = time.time() if now is None else now
         return int(self._run("purge", repr(now)))
+
+    def acquire_renewal(self, launch_id: str, seconds: float) -> str | None:
+        """Take the renewal lease of ``launch_id`` (``SET NX PX``); an owner token, or ``None`` while it is held."""
+        owner = secrets.token_urlsafe(16)
+        taken = self._call(self._redis.set, f"{self.key_prefix}lease:{launch_id}", owner, nx=True,
+                           px=max(1, int(seconds * 1000)))
+        return owner if taken else None
+
+    def release_renewal(self, launch_id: str, owner: str) -> None:
+        """Give the lease back if ``owner`` still holds it (compare-and-delete in one script)."""
+        self._run("release", launch_id, owner)

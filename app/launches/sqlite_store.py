@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS launches (
     payload    BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS launches_expires ON launches (expires);
+CREATE TABLE IF NOT EXISTS leases (
+    launch_id TEXT PRIMARY KEY,
+    owner     TEXT NOT NULL,
+    expires   REAL NOT NULL
+);
 """
 _COLUMNS = "id, browser, version, expires, payload"
 
@@ -246,4 +251,25 @@ class SqliteLaunchStore:
         """Delete expired launches; returns how many."""
         now = time.time() if now is None else now
         with self._connect() as db:
+            db.execute("DELETE FROM leases WHERE expires < ?", (time.time(),))
             return db.execute("DELETE FROM launches WHERE expires < ?", (now,)).rowcount
+
+    def acquire_renewal(self, launch_id: str, seconds: float) -> str | None:
+        """Take the renewal lease of ``launch_id`` for ``seconds``; an owner token, or ``None`` while it is held."""
+        owner, now = secrets.token_urlsafe(16), time.time()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM leases WHERE launch_id = ? AND expires < ?", (launch_id, now))
+                taken = db.execute("INSERT OR IGNORE INTO leases (launch_id, owner, expires) VALUES (?,?,?)",
+                                   (launch_id, owner, now + seconds)).rowcount == 1
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return owner if taken else None
+
+    def release_renewal(self, launch_id: str, owner: str) -> None:
+        """Give the lease back if ``owner`` still holds it."""
+        with self._connect() as db:
+            db.execute("DELETE FROM leases WHERE launch_id = ? AND owner = ?", (launch_id, owner))

@@ -164,5 +164,14 @@ class LaunchStore(Protocol):
     def purge_expired(self, now: float | None = None) -> int:
         """Delete expired launches; returns how many."""
 
+    def acquire_renewal(self, launch_id: str, seconds: float) -> str | None:
+        """Take the launch's renewal lease for ``seconds`` (one token refresh at a time across every instance).
+
+        Returns an owner token for :meth:`release_renewal`, or ``None`` while another request holds it.
+        """
+
+    def release_renewal(self, launch_id: str, owner: str) -> None:
+        """Give the lease back (only if ``owner`` still holds it)."""
+
     def describe(self) -> str:
         """Where the store is, for messages (a path, or a Redis URL without credentials)."""

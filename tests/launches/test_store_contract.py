@@ -394,3 +394,17 @@ def test_redis_key_prefixes_keep_two_apps_apart(redis_server, tmp_path, request)
         two.get_active(launch_id, "browser-A", now=NOW)
     assert two.purge_expired(now=NOW + 10 ** 9) == 0
     assert one.purge_expired(now=NOW + 10 ** 9) == 1
+
+
+def test_one_renewal_lease_at_a_time(store):
+    launch_id = activated(store)
+    owner = store.acquire_renewal(launch_id, 30)
+    assert owner and store.acquire_renewal(launch_id, 30) is None
+    store.release_renewal(launch_id, "not-the-owner")
+    assert store.acquire_renewal(launch_id, 30) is None
+    store.release_renewal(launch_id, owner)
+    again = store.acquire_renewal(launch_id, 0.2)
+    assert again and again != owner
+    assert store.acquire_renewal("another-launch", 30)  # per launch
+    __import__("time").sleep(0.3)  # an abandoned lease expires
+    assert store.acquire_renewal(launch_id, 30)
