@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench bench-quick bench-hostile screenshot clean
+.PHONY: demo test test-fast test-store bench bench-quick bench-hostile screenshot wheel clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not browser"
 
+# the launch stores (SQLite, a live redis-server), key rotation, several instances, the installed wheel
+test-store: $(STAMP)
+	$(BIN)/python -m pytest -q tests/launches tests/deploy
+
+# the installable package (templates, static files and gunicorn.conf.py mapped into app/ by setup.py)
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel --no-deps -w dist .
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
@@ -34,4 +42,4 @@ screenshot: $(STAMP)
 	$(BIN)/python scripts/screenshot.py
 
 clean:
-	rm -rf $(VENV) test-artifacts .pytest_cache instance
+	rm -rf $(VENV) test-artifacts .pytest_cache instance build dist

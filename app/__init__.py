@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,11 +25,11 @@ from .audit import AUDIT_LIMITS, AuditEventBuilder, AuditTrail, FhirAuditSink, J
 from .config import PROJECT_ROOT, ConfigError, Settings, load_settings, parse_settings
 from .outbound import OutboundClient
 from .launches.errors import StoreUnavailable
-from .launches.store import LaunchStore
 from .observability import metrics
 from .observability.endpoints import register_endpoints
 from .observability.executor import ContextThreadPoolExecutor
 from .observability.requests import install_request_logging
+from .launches.stores import open_store
 from .outbound import ExchangeLimits
 from .outbound.observe import OBSERVERS
 from .smart.client_auth import published_jwks, signing_keys_for
@@ -53,6 +54,9 @@ def _secret_key(instance_dir: Path) -> str:
                               "keys the launch store); make one with: python3 -c 'import secrets; "
                               "print(secrets.token_urlsafe(48))'")
         return key
+    if not (PROJECT_ROOT / "pyproject.toml").is_file():  # an installed package has no checkout to keep a key in
+        raise ConfigError("SECRET_KEY is not set (required when the app is installed as a package); make one with: "
+                          "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
     path = instance_dir / "secret_key"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
@@ -76,13 +80,35 @@ def _audit_trail(settings: Settings, outbound: OutboundClient) -> AuditTrail:
     return AuditTrail(sinks)
 
 
+def _secret_key_fallbacks(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """``$SECRET_KEY_FALLBACKS``: previous keys, newest first, comma- or white-space-separated.
+
+    Cookies signed and launch records sealed under them stay valid until they
+    expire (README, "Key rotation"). Raises :class:`ConfigError` for a key shorter than 32 bytes.
+    """
+    keys = [k for k in re.split(r"[\s,]+", environ.get("SECRET_KEY_FALLBACKS", "")) if k]
+    for index, key in enumerate(keys):
+        if len(key.encode("utf-8")) < MIN_SECRET_KEY_BYTES:
+            raise ConfigError(f"SECRET_KEY_FALLBACKS: key {index + 1} is shorter than {MIN_SECRET_KEY_BYTES} bytes")
+    return keys
+
+
+def _resource_folder(name: str) -> str:
+    """``templates`` / ``static``: the installed package's copy (``app/<name>``, put there by the wheel build,
+    ``setup.py``) when present, else the checkout's top-level folder."""
+    packaged = Path(__file__).resolve().parent / name
+    return str(packaged if packaged.is_dir() else PROJECT_ROOT / name)
+
+
 def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str | None = None,
-               store_path: str | os.PathLike | None = None) -> Flask:
+               store_path: str | os.PathLike | None = None,
+               secret_key_fallbacks: list[str] | None = None) -> Flask:
     """Build the Flask app.
 
     ``registration``: a ``smart-launch.json`` document as a dict (tests);
     default: the file named by ``$SMART_LAUNCH_CONFIG`` or ``smart-launch.json``.
-    ``secret_key`` / ``store_path`` override ``$SECRET_KEY`` / ``$LAUNCH_STORE_PATH``.
+    ``secret_key`` / ``store_path`` / ``secret_key_fallbacks`` override ``$SECRET_KEY`` /
+    ``$LAUNCH_STORE_PATH`` (and ``launch_store.url``) / ``$SECRET_KEY_FALLBACKS``.
     Raises :class:`~app.config.ConfigError` naming the bad key when the registration is invalid.
     """
     from .web import init_app
@@ -90,9 +116,11 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
 
     settings = parse_settings(registration, source="registration") if registration is not None \
         else load_settings()
-    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
-                static_folder=str(PROJECT_ROOT / "static"), instance_path=str(PROJECT_ROOT / "instance"))
+    app = Flask(__name__, template_folder=_resource_folder("templates"),
+                static_folder=_resource_folder("static"), instance_path=str(PROJECT_ROOT / "instance"))
     app.config["SECRET_KEY"] = secret_key or _secret_key(Path(app.instance_path))
+    fallbacks = _secret_key_fallbacks() if secret_key_fallbacks is None else secret_key_fallbacks
+    app.config["SECRET_KEY_FALLBACKS"] = fallbacks  # Flask >= 3.1: cookies signed under them are still read
     app.config["TRUSTED_HOSTS"] = settings.trusted_hosts  # other Host headers: 400 (no Location, no log of the URL)
     app.config["SERVER_NAME"] = settings.server_name  # url_for outside requests; routing is not restricted by it
     outbound = OutboundClient(settings.fhir.connect_timeout, settings.fhir.read_timeout,
@@ -108,12 +136,15 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
     if metrics.observe_upstream not in OBSERVERS:
         OBSERVERS.append(metrics.observe_upstream)
     try:
-        store = LaunchStore(store_path or settings.store_path, app.config["SECRET_KEY"])
+        store = open_store(settings.store, app.config["SECRET_KEY"], fallbacks, path_override=store_path)
         store.purge_expired()
     except StoreUnavailable as exc:
-        raise ConfigError(f"launch store {exc.path}: not a usable SQLite database ({exc.problem}). Move the file "
-                          "aside (only launches in progress are lost) or set LAUNCH_STORE_PATH, then start again.") \
-            from None
+        if store_path is not None or settings.store.scheme == "sqlite":
+            raise ConfigError(f"launch store {exc.path}: not a usable SQLite database ({exc.problem}). Move the "
+                              "file aside (only launches in progress are lost) or set LAUNCH_STORE_PATH, then start "
+                              "again.") from None
+        raise ConfigError(f"launch store {exc.path}: Redis cannot be used ({exc.problem}). Check launch_store.url, "
+                          "the password variable named by launch_store.password_env, and that Redis is up.") from None
     logging.getLogger("fhirclient").setLevel(logging.ERROR)  # its model warnings may quote resource data
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings quote URLs with patient ids
     install_request_logging(app, settings.observability.log_format,

@@ -5,6 +5,9 @@ Environment variables (deployment):
 ``SMART_LAUNCH_CONFIG``  path of the registration file (default: ``smart-launch.json`` at the project root)
 ``SECRET_KEY``           Flask secret key (signs the session cookie, derives the launch-store key)
 ``LAUNCH_STORE_PATH``    path of the SQLite launch store (overrides ``launch_store.path``)
+``LAUNCH_STORE_URL``     ``sqlite:///path``, ``redis://host:port/db`` or ``rediss://…`` (overrides ``launch_store.url``)
+``SECRET_KEY_FALLBACKS`` previous secret keys, comma- or white-space-separated (key rotation)
+``<password_env>``       ``launch_store.password_env`` names the variable holding the Redis password
 ``<client_secret_env>``  each confidential EHR registration names the variable holding its secret
 ``<private_key_jwt.key_file_envs>``  each asymmetric registration names the variables holding its PEM key *paths*
 ``AUDIT_LOG_PATH``       file of the audit trail (JSON lines; ``-`` = stdout), overrides ``audit.path``
@@ -138,6 +141,30 @@ class FhirSettings:
         return (self.connect_timeout, self.read_timeout)
 
 
+STORE_SCHEMES = ("sqlite", "redis", "rediss")
+
+
+@dataclass(frozen=True)
+class LaunchStoreSettings:
+    """Where launches are kept: ``url`` is ``sqlite:///<absolute path>`` (one host) or ``redis[s]://host:port/db``
+    (several hosts); ``password_env`` names the environment variable holding the Redis password (never in the
+    URL, never in the file); ``key_prefix`` namespaces the app's Redis keys."""
+
+    url: str
+    password_env: str | None = None
+    key_prefix: str = "imaging-app:"
+
+    @property
+    def scheme(self) -> str:
+        """``sqlite``, ``redis`` or ``rediss``."""
+        return urlsplit(self.url).scheme
+
+    @property
+    def password(self) -> str | None:
+        """The Redis password from ``password_env``, or ``None``."""
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ``create_app()`` needs, validated."""
@@ -151,6 +178,12 @@ class Settings:
     extra_trusted_hosts: tuple[str, ...] = ()
     audit: AuditSettings = field(default_factory=AuditSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    launch_store: LaunchStoreSettings | None = None  # None: SQLite at ``store_path``
+
+    @property
+    def store(self) -> LaunchStoreSettings:
+        """The launch store's settings (SQLite at ``store_path`` unless ``launch_store.url`` says otherwise)."""
+        return self.launch_store or LaunchStoreSettings(url=f"sqlite:///{self.store_path}")
 
     @property
     def trusted_hosts(self) -> list[str]:
@@ -278,7 +311,32 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
         redirect_uri=raw["app"]["redirect_uri"], extra_trusted_hosts=tuple(raw["app"].get("trusted_hosts", ())),
         ehrs=tuple(ehrs), viewer=viewer, fhir=fhir, store_path=store_path,
         launch_lifetime_seconds=store_raw.get("lifetime_seconds", 8 * 3600),
-        audit=AuditSettings(**audit_raw), observability=observability)
+        audit=AuditSettings(**audit_raw), observability=observability,
+        launch_store=_launch_store(store_raw, store_path, source, environ))
+
+
+def _launch_store(store_raw: Mapping[str, Any], store_path: Path, source: str,
+                  environ: Mapping[str, str]) -> LaunchStoreSettings:
+    """``launch_store`` as :class:`LaunchStoreSettings` (``$LAUNCH_STORE_URL`` wins over ``url``, ``url`` over
+    ``path``); raises :class:`ConfigError` for another scheme, a password in the URL, or an unset ``password_env``."""
+    url = environ.get("LAUNCH_STORE_URL") or store_raw.get("url") or f"sqlite:///{store_path}"
+    where = "LAUNCH_STORE_URL" if environ.get("LAUNCH_STORE_URL") else "launch_store.url"
+    parts = urlsplit(url)
+    if parts.scheme not in STORE_SCHEMES:
+        raise ConfigError(f"{source}: {where}: must start with sqlite:///, redis:// or rediss://")
+    if parts.scheme == "sqlite":
+        path = Path(url.removeprefix("sqlite:///"))
+        url = f"sqlite:///{path if path.is_absolute() else PROJECT_ROOT / path}"
+    elif parts.password is not None:
+        raise ConfigError(f"{source}: {where}: no password in the URL; name its environment variable in "
+                          "launch_store.password_env")
+    elif not parts.hostname:
+        raise ConfigError(f"{source}: {where}: no host")
+    password_env = store_raw.get("password_env")
+    if password_env and not environ.get(password_env):
+        raise ConfigError(f"{source}: launch_store.password_env: environment variable {password_env} is not set")
+    return LaunchStoreSettings(url=url, password_env=password_env,
+                               key_prefix=store_raw.get("key_prefix", "imaging-app:"))
 
 
 def load_settings(path: str | os.PathLike | None = None,

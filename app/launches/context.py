@@ -4,8 +4,10 @@ SMART App Launch 2.2 §Refresh access token: when the token has expired (or
 the FHIR server answers 401) the app renews it once, if a refresh token was
 granted, and replaces both tokens; otherwise, or when renewal fails, the
 launch's authorization has expired (:class:`AuthorizationExpired`). Never a loop.
-Concurrent requests of one launch (tabs, workers) are reconciled with the
-store's compare-and-swap: a request that loses the race uses the winner's token.
+Concurrent requests of one launch (tabs, workers, instances) send one refresh
+between them: the one holding the store's renewal lease refreshes, the others
+wait for its token (``RENEWAL_WAIT_SECONDS``) and use it; the compare-and-swap
+reconciles whatever remains.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ def expiry_margin(lifetime_seconds: float | None) -> float:
     if lifetime_seconds is None:
         return EXPIRY_MARGIN_SECONDS
     return min(EXPIRY_MARGIN_SECONDS, max(0.0, lifetime_seconds) * EXPIRY_MARGIN_FRACTION)
+
+
+RENEWAL_LEASE_SECONDS = 20.0  # longer than a token request may take (15 s deadline)
+RENEWAL_WAIT_SECONDS = 20.0  # how long a request waits for another one's renewal
+RENEWAL_POLL_SECONDS = 0.05
 
 T = TypeVar("T")
 
@@ -185,8 +192,11 @@ class LaunchContext:
         grant = self.state.grant
         if not grant.refresh_token:
             raise AuthorizationExpired("no-refresh-token")
+        owner, adopted = self._renewal_lease(stale_access_token)
+        if adopted:
+            return adopted
         try:
-            new_grant = refresh(self.ehr, self.state.token_endpoint, previous=grant,
+            new_grant = refresh(self.ehr, self.state.token_endpoint, previous=self.state.grant,
                                 redirect_uri=self.ehr.redirect_uri, outbound=self.outbound)
         except (SmartError, OutboundError) as exc:
             log.info("token refresh refused for a launch: %s", type(exc).__name__)
@@ -194,8 +204,27 @@ class LaunchContext:
             if adopted:
                 return adopted
             raise AuthorizationExpired("refresh-refused") from None
-        self._write(lambda state: state.with_grant(new_grant))
+        else:
+            self._write(lambda state: state.with_grant(new_grant))
+        finally:
+            if owner:
+                self._store.release_renewal(self.id, owner)
         return new_grant.access_token
+
+    def _renewal_lease(self, stale_access_token: str) -> tuple[str | None, str | None]:
+        """``(owner, None)``: this request holds the renewal lease; ``(None, token)``: another request renewed
+        meanwhile; ``(None, None)``: nobody renewed within ``RENEWAL_WAIT_SECONDS`` (renew without the lease)."""
+        deadline = time.monotonic() + RENEWAL_WAIT_SECONDS
+        while True:
+            owner = self._store.acquire_renewal(self.id, RENEWAL_LEASE_SECONDS)
+            adopted = self._adopt_concurrent_renewal(stale_access_token)
+            if adopted:
+                if owner:
+                    self._store.release_renewal(self.id, owner)
+                return None, adopted
+            if owner or time.monotonic() >= deadline:
+                return owner, None
+            time.sleep(RENEWAL_POLL_SECONDS)
 
     def _write(self, change: Callable[[ActiveLaunch], ActiveLaunch]) -> bool:
         """Apply ``change`` to the stored state with compare-and-swap, re-reading once if another request won."""

@@ -1,16 +1,25 @@
-"""Server-side launch store: one record per launch, in SQLite, encrypted at rest, bound to one browser.
+"""The launch store's contract (:class:`LaunchStore`) and what every implementation shares: sealing, digests, bounds.
 
 A launch starts *pending* (:class:`~app.launches.state.PendingLaunch`: OAuth
-``state`` and ``code_verifier`` kept here, never in the browser) and becomes
-*active* after the callback (:class:`~app.launches.state.ActiveLaunch`). The
-browser only holds an opaque binding id in the session cookie; the store
-answers "this launch, for this browser" itself (:meth:`LaunchStore.get_active`,
-:meth:`LaunchStore.claim`, :meth:`LaunchStore.check_pending`), comparing digests
-in constant time. The store survives restarts (file-backed), is shared by
-worker processes (WAL), and purges expired records.
+``state`` and ``code_verifier`` kept server-side, never in the browser) and
+becomes *active* after the callback (:class:`~app.launches.state.ActiveLaunch`).
+The browser only holds an opaque binding id in the session cookie; the store
+answers "this launch, for this browser" itself, comparing SHA-256 digests in
+constant time (:func:`browser_matches`).
 
-Payloads are JSON encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a
-key derived by HKDF-SHA256 from the app's ``SECRET_KEY``.
+Two implementations keep the same guarantees (the same behavioural tests run
+against both, ``tests/launches/test_store_contract.py``):
+
+- :class:`~app.launches.sqlite_store.SqliteLaunchStore` (``sqlite:///path``, the
+  default): one file on local disk, shared by the workers of one host (WAL);
+- :class:`~app.launches.redis_store.RedisLaunchStore` (``redis://``, ``rediss://``):
+  one Redis shared by app instances on several hosts; each operation is one
+  Lua script, so atomic on the server.
+
+Payloads are JSON sealed with Fernet (AES-128-CBC + HMAC-SHA256) under a key
+derived by HKDF-SHA256 from ``SECRET_KEY``; records sealed under one of
+``SECRET_KEY_FALLBACKS`` are still opened (:class:`Sealer`, cryptography's
+``MultiFernet``) and re-sealed under the current key when next written or read.
 """
 
 from __future__ import annotations
@@ -19,20 +28,12 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import secrets
-import sqlite3
-import threading
-import time
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
+from typing import Protocol, Sequence, runtime_checkable
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import BrowserMismatch, LaunchNotFound, StateNotRecognised, StoreUnavailable, TooManyPendingLaunches
 from .state import ActiveLaunch, PendingLaunch, StoredLaunch
 
 PENDING_LIFETIME_SECONDS = 600  # an unused OAuth state expires after 10 minutes
@@ -40,232 +41,137 @@ LAUNCH_ID_BYTES = 24  # 32 URL-safe characters, 192 bits
 MAX_LAUNCH_ID_LENGTH = 128
 MAX_PENDING_PER_BROWSER = 20
 MAX_PENDING_TOTAL = 5000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS launches (
-    id         TEXT PRIMARY KEY,
-    browser    TEXT NOT NULL,
-    state_hash TEXT UNIQUE,
-    status     TEXT NOT NULL CHECK (status IN ('pending', 'active')),
-    version    INTEGER NOT NULL DEFAULT 0,
-    expires    REAL NOT NULL,
-    payload    BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS launches_expires ON launches (expires);
-"""
-_COLUMNS = "id, browser, version, expires, payload"
+_HKDF_INFO = b"imaging-smart-app launch store v1"
 
 
-def _digest(value: str) -> str:
+def digest(value: str) -> str:
+    """Hex SHA-256 of ``value`` (UTF-8): how the store keeps OAuth states and browser binding ids."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def _browser_matches(browser_digest: str, browser_id: str | None) -> bool:
+def browser_matches(browser_digest: str, browser_id: str | None) -> bool:
     """Constant-time check that ``browser_id`` (from the cookie) is the one the launch is bound to."""
-    return bool(browser_id) and hmac.compare_digest(browser_digest, _digest(browser_id))
+    return bool(browser_id) and hmac.compare_digest(browser_digest, digest(browser_id))
 
 
-class LaunchStore:
-    """SQLite-backed launch store; safe across threads and processes (WAL, short transactions).
+def store_key(secret_key: str) -> bytes:
+    """The 32-byte Fernet key (URL-safe base64) derived from one ``SECRET_KEY`` with HKDF-SHA256 (RFC 5869)."""
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(secret_key.encode("utf-8"))
+    return base64.urlsafe_b64encode(raw)
 
-    ``max_pending_per_browser`` / ``max_pending_total``: launches waiting for
-    their callback that are accepted before :class:`TooManyPendingLaunches`.
-    The file and its ``-wal`` / ``-shm`` companions are created 0600. A file
-    that is not a usable SQLite database raises :class:`StoreUnavailable`
-    (at start-up and at run time), naming the file.
+
+class Sealer:
+    """Encrypts launch payloads under the current key; opens those sealed under the current or a previous key.
+
+    ``secret_key``: the current ``SECRET_KEY``; ``fallbacks``: previous keys,
+    newest first (``SECRET_KEY_FALLBACKS``). A payload opened with a fallback is
+    reported ``stale`` so that the store re-seals it under the current key.
     """
 
-    def __init__(self, path: str | os.PathLike, secret_key: str, *,
-                 max_pending_per_browser: int = MAX_PENDING_PER_BROWSER, max_pending_total: int = MAX_PENDING_TOTAL):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                   info=b"imaging-smart-app launch store v1").derive(secret_key.encode("utf-8"))
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
-        self._local = threading.local()
-        self.max_pending_per_browser = max_pending_per_browser
-        self.max_pending_total = max_pending_total
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # SQLite gives -wal/-shm the file's mode
-        os.chmod(self.path, 0o600)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            db.execute("SELECT COUNT(*) FROM launches").fetchone()
-        for companion in (f"{self.path}-wal", f"{self.path}-shm"):
-            if os.path.exists(companion):
-                os.chmod(companion, 0o600)
+    def __init__(self, secret_key: str, fallbacks: Sequence[str] = ()):
+        self._current = Fernet(store_key(secret_key))
+        self._all = MultiFernet([self._current, *(Fernet(store_key(k)) for k in fallbacks if k != secret_key)])
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def seal(self, state: PendingLaunch | ActiveLaunch) -> bytes:
+        """The Fernet token of ``state``'s JSON, under the current key."""
+        return self._current.encrypt(json.dumps(state.to_json(), separators=(",", ":")).encode("utf-8"))
+
+    def open(self, blob: bytes) -> tuple[dict | None, bool]:
+        """``(data, stale)``: the JSON sealed in ``blob`` and whether it was under a previous key.
+
+        ``(None, False)`` when no key opens it (written under a key since
+        forgotten): the launch is then treated as gone.
+        """
         try:
-            db = getattr(self._local, "db", None)
-            if db is None or getattr(self._local, "pid", None) != os.getpid():  # never share across fork
-                db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-                db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, consistent always
-                self._local.db, self._local.pid = db, os.getpid()
-            yield db
-        except sqlite3.DatabaseError as exc:
-            self._local.db = None
-            raise StoreUnavailable(str(self.path), str(exc)[:200]) from None
-
-    def _seal(self, state: PendingLaunch | ActiveLaunch) -> bytes:
-        return self._fernet.encrypt(json.dumps(state.to_json(), separators=(",", ":")).encode("utf-8"))
-
-    def _open(self, blob: bytes) -> dict | None:
-        try:
-            return json.loads(self._fernet.decrypt(blob))
+            return json.loads(self._current.decrypt(blob)), False
         except InvalidToken:
-            return None  # written under another SECRET_KEY: treat as gone
+            pass
+        try:
+            return json.loads(self._all.decrypt(blob)), True
+        except InvalidToken:
+            return None, False
 
-    def _pending(self, row) -> StoredLaunch[PendingLaunch] | None:
-        data = self._open(row[4])
-        return None if data is None else StoredLaunch(row[0], row[2], row[3], PendingLaunch.from_json(data))
+    def reseal(self, blob: bytes) -> bytes:
+        """``blob`` re-encrypted under the current key (``MultiFernet.rotate``); raises ``InvalidToken``."""
+        return self._all.rotate(blob)
 
-    def _active(self, row) -> StoredLaunch[ActiveLaunch] | None:
-        data = self._open(row[4])
-        return None if data is None else StoredLaunch(row[0], row[2], row[3], ActiveLaunch.from_json(data))
+
+@runtime_checkable
+class LaunchStore(Protocol):
+    """What the views and :class:`~app.launches.context.LaunchContext` need of a launch store.
+
+    Times (``now``, ``expires``) are Unix seconds; ``now`` defaults to the
+    clock (tests pass it). Bounds: ``max_pending_per_browser`` (20) and
+    ``max_pending_total`` (5,000) launches waiting for their callback.
+    Every method raises :class:`~app.launches.errors.StoreUnavailable` when
+    the backing store cannot be used (a damaged file, Redis unreachable).
+    """
+
+    max_pending_per_browser: int
+    max_pending_total: int
 
     def create_pending(self, browser_id: str, state: str, pending: PendingLaunch, now: float | None = None) -> str:
-        """Store a pending launch bound to ``browser_id`` and OAuth ``state``; return its new launch id."""
-        now = time.time() if now is None else now
-        launch_id = secrets.token_urlsafe(LAUNCH_ID_BYTES)
-        payload = self._seal(pending)
-        browser = _digest(browser_id)
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("DELETE FROM launches WHERE expires < ?", (now,))
-                self._check_pending_bounds(db, browser, now)
-                db.execute(
-                    "INSERT INTO launches (id, browser, state_hash, status, expires, payload) VALUES (?,?,?,?,?,?)",
-                    (launch_id, browser, _digest(state), "pending", now + PENDING_LIFETIME_SECONDS,
-                     payload))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return launch_id
+        """Store a pending launch bound to ``browser_id`` and OAuth ``state`` for 10 minutes; return its launch id.
 
-    def _check_pending_bounds(self, db: sqlite3.Connection, browser: str, now: float) -> None:
-        """Raise :class:`TooManyPendingLaunches` when this browser or the app has too many launches pending."""
-        for where, args, limit in (("browser = ? AND ", (browser,), self.max_pending_per_browser),
-                                   ("", (), self.max_pending_total)):
-            count, oldest = db.execute(f"SELECT COUNT(*), MIN(expires) FROM launches WHERE {where}status = 'pending' "
-                                       "AND state_hash IS NOT NULL", args).fetchone()
-            if count >= limit:
-                raise TooManyPendingLaunches(max(1, int(oldest - now) + 1))
+        Raises :class:`~app.launches.errors.TooManyPendingLaunches` (``retry_after``:
+        seconds until the oldest pending launch of the full bucket expires).
+        """
 
     def check_pending(self, launch_id: str, browser_id: str | None,
                       now: float | None = None) -> StoredLaunch[PendingLaunch]:
         """The pending launch ``launch_id`` of this browser (its state left unused).
 
-        Raises :class:`LaunchNotFound` (unknown, expired, already called back),
-        :class:`BrowserMismatch` (another browser, or the cookie was blocked; the launch is discarded).
+        Raises ``LaunchNotFound`` (unknown, expired, already called back),
+        ``BrowserMismatch`` (another browser, or the cookie was blocked; the launch is discarded).
         """
-        now = time.time() if now is None else now
-        if not launch_id or len(launch_id) > MAX_LAUNCH_ID_LENGTH:
-            raise LaunchNotFound()
-        with self._connect() as db:
-            row = db.execute(f"SELECT {_COLUMNS} FROM launches "
-                             "WHERE id = ? AND status = 'pending' AND state_hash IS NOT NULL",
-                             (launch_id,)).fetchone()
-        launch = self._pending(row) if row is not None and row[3] >= now else None
-        if launch is None:
-            raise LaunchNotFound()
-        if not _browser_matches(row[1], browser_id):
-            self.discard(launch_id)
-            raise BrowserMismatch(launch.state)
-        return launch
 
     def claim(self, state: str, browser_id: str | None, now: float | None = None) -> StoredLaunch[PendingLaunch]:
         """Consume a pending ``state`` (single use, atomic) for this browser (RFC 6749 §10.12).
 
-        Raises :class:`StateNotRecognised` (unknown, used, older than 10 minutes),
-        :class:`BrowserMismatch` (another browser; the launch is discarded).
+        Raises ``StateNotRecognised`` (unknown, used, older than 10 minutes),
+        ``BrowserMismatch`` (another browser; the launch is discarded).
         """
-        now = time.time() if now is None else now
-        with self._connect() as db:
-            row = db.execute(
-                "UPDATE launches SET state_hash = NULL, version = version + 1 "
-                f"WHERE state_hash = ? AND status = 'pending' RETURNING {_COLUMNS}",
-                (_digest(state),)).fetchone()
-        launch = self._pending(row) if row is not None and row[3] >= now else None
-        if launch is None:
-            raise StateNotRecognised()
-        if not _browser_matches(row[1], browser_id):
-            self.discard(launch.id)
-            raise BrowserMismatch(launch.state)
-        return launch
 
     def activate(self, launch_id: str, active: ActiveLaunch, lifetime_seconds: float, *,
                  new_browser_id: str | None = None, now: float | None = None) -> None:
         """Turn a claimed pending launch into an active one holding ``active`` for ``lifetime_seconds``.
 
         ``new_browser_id``: the browser's rotated binding id; every launch bound
-        to the browser's old id is bound to the new one in the same transaction,
-        so a binding id planted before the sign-in opens nothing afterwards
-        (session fixation, OWASP ASVS V3.2.1).
+        to the old id is rebound to it in the same atomic step (session
+        fixation, OWASP ASVS V3.2.1).
         """
-        now = time.time() if now is None else now
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if new_browser_id:
-                    db.execute("UPDATE launches SET browser = ? WHERE browser = (SELECT browser FROM launches "
-                               "WHERE id = ?)", (_digest(new_browser_id), launch_id))
-                db.execute("UPDATE launches SET status = 'active', version = version + 1, expires = ?, payload = ? "
-                           "WHERE id = ?", (now + lifetime_seconds, self._seal(active), launch_id))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
     def discard(self, launch_id: str) -> None:
         """Delete a launch (failed or refused callback)."""
-        with self._connect() as db:
-            db.execute("DELETE FROM launches WHERE id = ?", (launch_id,))
 
     def get_active(self, launch_id: str, browser_id: str | None,
                    now: float | None = None) -> StoredLaunch[ActiveLaunch]:
         """The active launch ``launch_id`` if it belongs to ``browser_id`` and has not expired.
 
-        Raises :class:`LaunchNotFound` otherwise (which of the three is not revealed).
+        Raises ``LaunchNotFound`` otherwise (which of the three is not revealed).
         """
-        now = time.time() if now is None else now
-        if not browser_id or not launch_id or len(launch_id) > MAX_LAUNCH_ID_LENGTH:
-            raise LaunchNotFound()
-        with self._connect() as db:
-            row = db.execute(f"SELECT {_COLUMNS} FROM launches WHERE id = ? AND status = 'active'",
-                             (launch_id,)).fetchone()
-        if row is None or row[3] < now or not _browser_matches(row[1], browser_id):
-            raise LaunchNotFound()
-        launch = self._active(row)
-        if launch is None:
-            raise LaunchNotFound()
-        return launch
 
     def reload(self, launch_id: str) -> StoredLaunch[ActiveLaunch] | None:
         """Re-read an active launch by id (after a lost compare-and-swap; the browser was checked before)."""
-        with self._connect() as db:
-            row = db.execute(f"SELECT {_COLUMNS} FROM launches WHERE id = ? AND status = 'active'",
-                             (launch_id,)).fetchone()
-        return None if row is None else self._active(row)
 
     def update(self, launch: StoredLaunch[ActiveLaunch], state: ActiveLaunch) -> StoredLaunch[ActiveLaunch] | None:
-        """Replace ``launch``'s state with ``state`` if nobody changed it since it was read (compare-and-swap).
+        """Replace ``launch``'s state if its version is unchanged since it was read (compare-and-swap).
 
-        Returns the stored launch at its new version, or ``None`` when another
-        request (thread or worker) updated it first.
+        Returns the launch at its new version, or ``None`` when another request
+        (thread, worker, instance) updated it first.
         """
-        with self._connect() as db:
-            cursor = db.execute("UPDATE launches SET payload = ?, version = version + 1 WHERE id = ? AND version = ?",
-                                (self._seal(state), launch.id, launch.version))
-        if cursor.rowcount == 1:
-            return StoredLaunch(launch.id, launch.version + 1, launch.expires, state)
-        return None
 
     def purge_expired(self, now: float | None = None) -> int:
         """Delete expired launches; returns how many."""
-        now = time.time() if now is None else now
-        with self._connect() as db:
-            return db.execute("DELETE FROM launches WHERE expires < ?", (now,)).rowcount
+
+    def acquire_renewal(self, launch_id: str, seconds: float) -> str | None:
+        """Take the launch's renewal lease for ``seconds`` (one token refresh at a time across every instance).
+
+        Returns an owner token for :meth:`release_renewal`, or ``None`` while another request holds it.
+        """
+
+    def release_renewal(self, launch_id: str, owner: str) -> None:
+        """Give the lease back (only if ``owner`` still holds it)."""
+
+    def describe(self) -> str:
+        """Where the store is, for messages (a path, or a Redis URL without credentials)."""

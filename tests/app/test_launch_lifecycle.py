@@ -14,7 +14,7 @@ import responses
 from app import create_app
 from app.launches.errors import LaunchNotFound
 from app.launches.state import PendingLaunch
-from app.launches.store import LaunchStore
+from app.launches.sqlite_store import SqliteLaunchStore as LaunchStore
 from tests.app.conftest import MockedEhr, good_token
 from tests.support import AUTHORIZE, ISS, REDIRECT_URI, PATIENT, TOKEN, UID_A, UID_B, VIEWER, registration, searchset, study
 
