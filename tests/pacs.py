@@ -34,6 +34,7 @@ from typing import Iterator
 import pytest
 
 from tests.environment import require
+from tests.processes import stop
 import requests
 
 from sandbox.dataset import Dataset
@@ -190,12 +191,7 @@ def running_orthanc(upload: bool = True) -> Iterator[OrthancPacs]:
                 upload_sandbox_studies(pacs)
             yield pacs
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            stop(process, timeout=15)
 
 
 def require_orthanc() -> None:

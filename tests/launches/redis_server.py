@@ -24,6 +24,7 @@ from typing import Iterator
 import redis
 
 from tests.environment import require
+from tests.processes import stop
 
 INSTALL_HINT = "redis-server not installed (apt-get install redis-server)"
 STARTUP_TIMEOUT = 15.0
@@ -82,9 +83,4 @@ def running_redis() -> Iterator[RedisServer]:
             client.close()
             yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
