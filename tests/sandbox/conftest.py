@@ -7,10 +7,12 @@ import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+
 
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from tests.support import query_of
 
 try:
     from sandbox import create_app
@@ -24,11 +26,6 @@ PUBLIC_CLIENT = "imaging-app"
 CONFIDENTIAL_CLIENT = "imaging-app-confidential"
 CONFIDENTIAL_SECRET = "sandbox-secret"
 EHR_SCOPE = "launch openid fhirUser patient/ImagingStudy.rs patient/Patient.rs patient/Endpoint.r"
-
-
-def query_of(url: str) -> dict[str, str]:
-    """Single-valued query parameters of *url*."""
-    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
 @dataclass
