@@ -523,3 +523,16 @@ def test_the_study_cap_keeps_what_the_ehr_sent_first_and_says_so(ehr_with):
     page = _open_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
     assert "List incomplete:</strong> the app shows at most 3 studies." in page
     assert _ids_in(page) == ["is-2-0", "is-1-1", "is-1-0"]
+
+
+def test_a_refused_patient_read_is_a_banner_notice_not_an_imaging_scope_problem(ehr):
+    ehr.well_known()
+    ehr.mock.get(f"{ISS}/Patient/{PATIENT}", status=403, content_type=FHIR_JSON,
+                 json={"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "forbidden"}]})
+    _search(ehr, searchset([study("is-1", UID_A)]))
+    response = _open_list(ehr, ehr.authorized(good_token()))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert _ids_in(page) == ["is-1"]
+    assert "The EHR did not allow reading the patient&#39;s details." in page
+    assert "did not grant access to imaging studies" not in page
