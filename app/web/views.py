@@ -187,7 +187,7 @@ def studies(launch_id: str):
         show_banner=context.state.grant.need_patient_banner, viewer=services().settings.viewer,
         query=StudyQuery.from_args(request.args.get("modality"), request.args.get("q")),
         requested_ids=request.args.getlist("study"), show=_int_arg("show", DISPLAY_ROWS, DISPLAY_ROWS, 100_000),
-        page_url=url_for("views.studies", launch_id=launch_id))
+        page_url=url_for("views.studies", launch_id=launch_id), show_all=request.args.get("all") == "1")
     return render_template("studies.html", page=page)
 
 
