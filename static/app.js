@@ -180,11 +180,11 @@
     var initialIds = rows().filter(function (r) { return r.classList.contains("selected"); })
       .map(function (r) { return r.getAttribute("data-study-id"); });
     var initial = { studies: initialIds, all: pane.getAttribute("data-viewer-key") === "all",
-                    key: pane.getAttribute("data-viewer-key") || "", url: pane.getAttribute("data-viewer-url") || "",
+                    key: pane.getAttribute("data-viewer-key") || "", url: pane.getAttribute("data-current-url") || "",
                     title: title ? title.textContent : "" };
     history.replaceState(initial, "", location.href);
     var first = currentFrame();
-    if (first) { watchLoad(first, initial.url); }
+    if (first && initial.url) { watchLoad(first, initial.url); }
     updatePriorButton(initialIds);
     showReports(initialIds);
   }
@@ -199,7 +199,7 @@
       if (event.ctrlKey || event.metaKey || event.shiftKey) { return; }
       event.preventDefault();
       go({ studies: [], all: true, key: "all", url: allLink.getAttribute("data-viewer-url"),
-           title: "All imaging of this patient" }, allLink.getAttribute("href"));
+           title: "All imaging of this patient" }, allLink.getAttribute("data-all-href"));
     });
   }
   if (priorButton) { priorButton.addEventListener("click", compareWithPrior); }

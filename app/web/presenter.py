@@ -8,12 +8,14 @@ Viewer URLs are built only for studies of the launch's own list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from typing import Callable
 from urllib.parse import urlencode
 
 from ..config import ViewerSettings
 from ..display.iid import DisplayOptions, IIDRequestError, patient_request, study_request
 from ..fhir.imaging import StudySummary
+from ..fhir.reports import ReportSummary, reports_by_study
 from ..fhir.study_list import StudyList
 from .search import StudyQuery
 
@@ -63,6 +65,26 @@ class StudyRow:
     prior: StudySummary | None = None
     prior_href: str | None = None
     prior_viewer_url: str | None = None
+    report: ReportSummary | None = None
+    reports_available: bool = True
+    age_text: str = ""
+
+    @property
+    def report_status(self) -> str | None:
+        """The report's status code (``final``, ``preliminary``, …), ``None`` without a report."""
+        return (self.report.status or "unknown") if self.report else None
+
+    @property
+    def report_label(self) -> str:
+        """What the row says about the report: ``Report: Final``, ``No report``, or ``""`` (reports not available)."""
+        if self.report:
+            return f"Report: {self.report.status_label}"
+        return "No report" if self.reports_available else ""
+
+    @property
+    def description_text(self) -> str:
+        """The description as words (DICOM ``^`` separators become commas)."""
+        return dicom_words(self.study.description)
 
     @property
     def body_site_text(self) -> str:
@@ -116,6 +138,16 @@ class StudyListPage:
     def selected_ids(self) -> list[str]:
         """FHIR ids of the studies in the viewer."""
         return [s.id for s in self.selected if s.id]
+
+    @property
+    def report_rows(self) -> list[StudyRow]:
+        """Rows whose study has a report (each rendered once, shown beside the viewer when selected)."""
+        return [r for r in self.rows if r.report is not None]
+
+    @property
+    def reports_problem(self) -> str | None:
+        """Why no reports can be shown (scope not granted, read failed), else ``None``."""
+        return self.study_list.reports_problem
 
     @property
     def viewer_key(self) -> str:
@@ -186,7 +218,11 @@ def build_study_list_page(*, launch_id: str, patient_id: str, study_list: StudyL
     options = display_options(viewer)
     if show_all:
         wanted, selected = [], []
-    rows = [_row(s, study_list.studies, page_url, viewer, options) for s in matches[:show]]
+    linked = reports_by_study(study_list.studies, study_list.reports)
+    now = datetime.now(timezone.utc)
+    birth = study_list.banner.birth_date if study_list.banner else None
+    rows = [_row(s, study_list.studies, page_url, viewer, options, linked.get(s.id or ""),
+                 study_list.reports_problem is None, age_text(s, now, birth)) for s in matches[:show]]
     more = len(matches) - len(rows)
     show_more_url = None
     if more:
@@ -207,14 +243,55 @@ def _study_href(page_url: str, ids: list[str]) -> str:
 
 
 def _row(study: StudySummary, studies: list[StudySummary], page_url: str, viewer: ViewerSettings,
-         options: DisplayOptions) -> StudyRow:
-    """One row, with its prior when the study can be viewed and has one."""
+         options: DisplayOptions, report: ReportSummary | None = None, reports_available: bool = True,
+         age: str = "") -> StudyRow:
+    """One row, with its prior when the study can be viewed and has one, and its report."""
+    extra = {"report": report, "reports_available": reports_available, "age_text": age}
     viewer_url = study_request(viewer.base_url, study_uids=[study.study_instance_uid], options=options) \
         if study.viewable else None
     prior = prior_of(study, studies) if viewer_url else None
     if prior is None or not prior.id or not study.id:
-        return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url)
+        return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, **extra)
     return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, prior,
                     _study_href(page_url, [study.id, prior.id]),
                     study_request(viewer.base_url, study_uids=[study.study_instance_uid, prior.study_instance_uid],
-                                  options=options))
+                                  options=options), **extra)
+
+
+def relative_age(then: datetime, now: datetime) -> str:
+    """``today``, ``3 d ago``, ``5 wk ago``, ``7 mo ago``, ``12 y ago`` (``in the future`` after ``now``)."""
+    days = (now - then).total_seconds() / 86400
+    if days < 0:
+        return "in the future"
+    if days < 1:
+        return "today"
+    if days < 14:
+        return f"{int(days)} d ago"
+    if days < 61:
+        return f"{int(days // 7)} wk ago"
+    if days < 730:
+        return f"{int(days // 30.44)} mo ago"
+    return f"{int(days // 365.25)} y ago"
+
+
+def age_at(birth: date, then: date) -> int:
+    """Whole years between ``birth`` and ``then``."""
+    return then.year - birth.year - ((then.month, then.day) < (birth.month, birth.day))
+
+
+def age_text(study: StudySummary, now: datetime, birth_date: str | None) -> str:
+    """``3 d ago · age 46`` (relative age of the study and the patient's age at the study), parts when known."""
+    if study.started_sort is None:
+        return ""
+    then = datetime.fromtimestamp(study.started_sort, timezone.utc)
+    parts = [relative_age(then, now)]
+    try:
+        birth = date.fromisoformat(birth_date[:10]) if birth_date and len(birth_date) >= 10 else None
+    except ValueError:
+        birth = None
+    if birth is not None and study.started and len(study.started) >= 10:
+        try:
+            parts.append(f"age {age_at(birth, date.fromisoformat(study.started[:10]))}")
+        except ValueError:
+            pass
+    return " · ".join(parts)

@@ -40,7 +40,7 @@ def _highlighted_ids(app) -> list[str]:
 def _viewer_uids(app) -> list[str] | None:
     """The Study UIDs the viewer iframe shows (``[]``: no viewer), ``None`` while it is not readable yet."""
     element = app.query_selector("#viewer-frame")
-    if element is None:
+    if element is None or not element.get_attribute("src"):
         return []
     frame = element.content_frame()
     if frame is None:
