@@ -181,7 +181,7 @@ def _concept_text(value: Any) -> str | None:
         return None
     if _text(value.get("text")):
         return _text(value["text"])
-    codings = list(_codings(value))
+    codings = list(_codings(value)) or [value]  # a bare Coding may carry only a display
     for key in ("display", "code"):
         for coding in codings:
             if _text(coding.get(key)):
