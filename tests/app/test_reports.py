@@ -159,3 +159,11 @@ def test_with_the_report_scope_the_search_runs_and_rows_say_no_report(ehr_mocked
     assert page.count("No report</span>") == 2
     assert [c.request.url for c in ehr_mocked.mock.calls if "DiagnosticReport" in c.request.url] == \
         [f"{ISS}/DiagnosticReport?patient={PATIENT}&_count=50"]
+
+
+def test_search_covers_series_body_sites_and_human_dates():
+    from app.web.search import StudyQuery
+
+    study = _study("a", started="2004-08-26T10:00:00Z", site="abdomen^liver")
+    assert [len(StudyQuery(text=t).select([study])) for t in ("Aug 2004", "august", "liver abdomen", "Sep 2004")] == \
+        [1, 1, 1, 0]
