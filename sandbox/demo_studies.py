@@ -21,6 +21,7 @@ from .records import (
     SeriesRecord,
     StudyRecord,
     make_study,
+    uid_from_name,
 )
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -37,6 +38,13 @@ DICOM_STUDIES: tuple[tuple[str, str, tuple[str, ...], str, str, str | None], ...
     ("is-1001-us-doppler", "pt-1001", ("examples_palette.dcm",), "US Carotid Doppler", "A1001007", None),
     ("is-1001-rtdose", "pt-1001", ("rtdose.dcm",), "Radiotherapy dose distribution", "A1001008", None),
     ("is-1002-ct", "pt-1002", ("693_J2KI.dcm",), "CT Abdomen and Pelvis with contrast", "A1002001", "2023-03-14T09:12:00"),
+)
+
+#: pt-1001 priors of the same modality and body region (pixels from the same files; UIDs synthesised,
+#: as a PACS would hold an earlier exam): (study id, file, description, accession, start, body part)
+PRIOR_STUDIES: tuple[tuple[str, str, str, str, str, str], ...] = (
+    ("is-1001-ct-prior", "CT_small.dcm", "CT Chest without contrast", "A1001009", "2002-06-03T10:20:00", "CHEST"),
+    ("is-1001-mr-prior", "MR_small.dcm", "MR Brain without contrast", "A1001010", "2001-05-14T08:10:00", "BRAIN"),
 )
 
 HL7_EXAMPLES = (
@@ -111,9 +119,37 @@ def _dicom_study(study_id, patient_id, files, description, accession, started_te
     )
 
 
+def _prior_study(study_id, file_name, description, accession, started_text, body_part) -> StudyRecord:
+    """An earlier pt-1001 study with the pixels of ``file_name`` under synthesised UIDs."""
+    header = read_header(file_name)
+    series = SeriesRecord(series_instance_uid=uid_from_name(f"{study_id}/1"), modality=header.modality, number=1,
+                          description=description, body_part=body_part,
+                          instances=[InstanceRecord(sop_instance_uid=uid_from_name(f"{study_id}/1/1"),
+                                                    sop_class_uid=header.sop_class_uid, number=1,
+                                                    source_file=file_name, frames=header.number_of_frames)])
+    return make_study(study_id, "pt-1001", status="available", study_instance_uid=uid_from_name(study_id),
+                      accession_number=accession, description=description, series=[series],
+                      started=datetime.fromisoformat(started_text).replace(tzinfo=SITE_TIMEZONE))
+
+
+#: body part per demo study where the file has none (so priors can match by body site)
+BODY_PARTS = {"is-1001-ct": "CHEST", "is-1001-mr": "BRAIN", "is-1001-us-rgb": "ABDOMEN",
+              "is-1001-us-cine": "HEART", "is-1001-us-doppler": "NECK"}
+
+
 def dicom_studies() -> list[StudyRecord]:
-    """Studies of pt-1001 and pt-1002, one per distinct Study Instance UID (reads headers only)."""
-    return [_dicom_study(*row) for row in DICOM_STUDIES]
+    """Studies of pt-1001 (with its priors) and pt-1002, one per distinct Study Instance UID (reads headers only)."""
+    studies = [_dicom_study(*row) for row in DICOM_STUDIES]
+    for study in studies:
+        part = BODY_PARTS.get(study.id)
+        if part:
+            for series in study.series:
+                series.body_part = series.body_part or part
+            study.resource = make_study(study.id, study.patient_id, status=study.status,
+                                        study_instance_uid=study.study_instance_uid,
+                                        accession_number=study.accession_number, started=study.started,
+                                        description=study.description, series=study.series).resource
+    return studies + [_prior_study(*row) for row in PRIOR_STUDIES]
 
 
 def _load_json(name: str) -> dict:

@@ -26,6 +26,8 @@ from .discovery import capability_statement, smart_configuration
 from .endpoints import endpoint as find_endpoint
 from .endpoints import referenced_endpoints
 from .outcome import FhirError
+from .reports import report as find_report
+from .reports import reports_for
 from .scopes import permitting_levels
 from .search import page_links, parse_search, run_search, search_url
 from .state import get_state
@@ -208,6 +210,51 @@ def search_studies():
             for e in referenced_endpoints(state, [s.resource for s in page])
         ]
     return fhir_response(bundle)
+
+
+_REPORT_SEARCH_PARAMETERS = {"patient", "subject", "_count", "_format", "_pretty"}
+
+
+def _patient_param() -> str | None:
+    value = request.args.get("patient") or request.args.get("subject")
+    return value.rstrip("/").split("/")[-1] if value else None
+
+
+@bp.get("/DiagnosticReport")
+def search_reports():
+    """``GET DiagnosticReport?patient=...`` — one searchset page of the patient's reports (scope-checked)."""
+    check_format()
+    _, compartment = authorize_request("DiagnosticReport", "search")
+    unknown = sorted(set(request.args) - _REPORT_SEARCH_PARAMETERS)
+    if unknown:
+        raise FhirError(400, "invalid", f"unsupported search parameter(s): {', '.join(unknown)}")
+    patient_id = _patient_param()
+    if patient_id is None:
+        raise FhirError(400, "required", "search DiagnosticReport needs a patient or subject parameter")
+    if compartment is not None and patient_id != compartment:
+        raise _outside(compartment)
+    base = get_state().fhir_base_url
+    matches = reports_for(patient_id)
+    return fhir_response({
+        "resourceType": "Bundle", "type": "searchset", "total": len(matches),
+        "link": [{"relation": "self", "url": f"{base}/DiagnosticReport?patient={patient_id}"}],
+        "entry": [{"fullUrl": f"{base}/DiagnosticReport/{r['id']}", "resource": r, "search": {"mode": "match"}}
+                  for r in matches],
+    })
+
+
+@bp.get("/DiagnosticReport/<report_id>")
+def read_report(report_id: str):
+    """``GET DiagnosticReport/{id}`` (read, patient compartment)."""
+    check_format()
+    _, compartment = authorize_request("DiagnosticReport", "read")
+    _check_read_params()
+    found = find_report(report_id)
+    if found is None:
+        raise FhirError(404, "not-found", f"DiagnosticReport/{report_id} is not known")
+    if compartment is not None and found["subject"]["reference"] != f"Patient/{compartment}":
+        raise _outside(compartment)
+    return fhir_response(found)
 
 
 @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])

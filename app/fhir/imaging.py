@@ -46,6 +46,8 @@ class StudySummary:
     number_of_series: int | None
     number_of_instances: int | None
     status: str | None
+    body_sites: tuple[str, ...] = ()
+    series_descriptions: tuple[str, ...] = ()
 
     @property
     def viewable(self) -> bool:
@@ -69,12 +71,16 @@ class StudySummary:
         """JSON-able form (for the launch store's list cache); a flat copy, no deep copy needed."""
         data = {name: getattr(self, name) for name in _SUMMARY_FIELDS}
         data["modalities"] = list(self.modalities)
+        data["body_sites"] = list(self.body_sites)
+        data["series_descriptions"] = list(self.series_descriptions)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "StudySummary":
         """Inverse of :meth:`to_json`."""
-        return cls(**{**data, "modalities": tuple(data.get("modalities") or ())})
+        return cls(**{**data, "modalities": tuple(data.get("modalities") or ()),
+                      "body_sites": tuple(data.get("body_sites") or ()),
+                      "series_descriptions": tuple(data.get("series_descriptions") or ())})
 
 
 _SUMMARY_FIELDS = tuple(f.name for f in fields(StudySummary))
@@ -169,6 +175,39 @@ def _description(resource: dict) -> str | None:
     return None
 
 
+def _concept_text(value: Any) -> str | None:
+    """Words of a Coding / CodeableConcept: ``text``, else the first ``display``, else the first ``code``."""
+    if not isinstance(value, dict):
+        return None
+    if _text(value.get("text")):
+        return _text(value["text"])
+    codings = list(_codings(value)) or [value]  # a bare Coding may carry only a display
+    for key in ("display", "code"):
+        for coding in codings:
+            if _text(coding.get(key)):
+                return _text(coding[key])
+    return None
+
+
+def body_sites(resource: dict) -> tuple[str, ...]:
+    """Distinct body sites of the series (R4 Coding ``bodySite``, R5 CodeableReference ``bodySite.concept``)."""
+    found = []
+    for series in _dicts(resource.get("series")):
+        site = series.get("bodySite")
+        if isinstance(site, dict) and isinstance(site.get("concept"), dict):
+            site = site["concept"]
+        text = _concept_text(site)
+        if text:
+            found.append(text[:64])
+    return tuple(dict.fromkeys(found))
+
+
+def series_descriptions(resource: dict) -> tuple[str, ...]:
+    """Distinct series descriptions, in series order (at most 50)."""
+    found = [_text(s.get("description")) for s in _dicts(resource.get("series"))]
+    return tuple(dict.fromkeys(t for t in found if t))[:50]
+
+
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
@@ -214,7 +253,8 @@ def summarize(resource: dict) -> StudySummary:
         started=started, started_sort=_sort_key(started),
         modalities=modalities(resource), description=_description(resource),
         accession_number=accession_number(resource),
-        number_of_series=n_series, number_of_instances=n_instances, status=status)
+        number_of_series=n_series, number_of_instances=n_instances, status=status,
+        body_sites=body_sites(resource), series_descriptions=series_descriptions(resource))
 
 
 def newest_first(studies: Iterable[StudySummary]) -> list[StudySummary]:

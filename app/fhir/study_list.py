@@ -2,7 +2,8 @@
 
 Request: ``GET {iss}/ImagingStudy?patient={id}&_sort=-started&_count={page_size}``
 (FHIR R4 ImagingStudy search parameters ``patient``, ``started``); the
-``Patient/{id}`` read for the banner runs concurrently with the first page, so
+``Patient/{id}`` read for the banner and, when the granted scope allows it, the
+``DiagnosticReport?patient={id}`` search run concurrently with the first page, so
 a list costs one FHIR round trip plus one per further page. Summaries are
 built page by page (raw pages are not kept), at most ``max_studies`` of them.
 """
@@ -21,6 +22,10 @@ from .client import FhirClient
 from .errors import FhirError, FhirHttpError, FhirUnauthorized
 from .imaging import StudySummary, newest_first, summarize
 from .patient import PatientBanner, banner_from_resource
+from .reports import ReportSummary, report_subject, summarize_report
+
+REPORTS_NOT_GRANTED = "Reports are not available to this app (the EHR did not grant DiagnosticReport access)."
+REPORTS_FAILED = "The reports could not be read from the EHR."
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,8 @@ class StudyList:
     excluded: int = 0
     total: int | None = None
     fetched_at: float = 0.0
+    reports: list[ReportSummary] = field(default_factory=list)
+    reports_problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form for the launch store."""
@@ -50,7 +57,8 @@ class StudyList:
                 "banner": self.banner.to_json() if self.banner else None,
                 "banner_problem": self.banner_problem, "incomplete": self.incomplete,
                 "warnings": self.warnings, "excluded": self.excluded, "total": self.total,
-                "fetched_at": self.fetched_at}
+                "fetched_at": self.fetched_at, "reports": [r.to_json() for r in self.reports],
+                "reports_problem": self.reports_problem}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "StudyList":
@@ -59,7 +67,9 @@ class StudyList:
                    banner=PatientBanner.from_json(data["banner"]) if data.get("banner") else None,
                    banner_problem=data.get("banner_problem"), incomplete=data.get("incomplete"),
                    warnings=list(data.get("warnings") or ()), excluded=data.get("excluded", 0),
-                   total=data.get("total"), fetched_at=data.get("fetched_at", 0.0))
+                   total=data.get("total"), fetched_at=data.get("fetched_at", 0.0),
+                   reports=[ReportSummary.from_json(r) for r in data.get("reports") or ()],
+                   reports_problem=data.get("reports_problem"))
 
     def find(self, study_id: str) -> StudySummary | None:
         """The study with FHIR id ``study_id`` in this list, else ``None``."""
@@ -107,10 +117,45 @@ def _banner(future, patient_id: str) -> tuple[PatientBanner | None, str | None]:
     return None, "The patient's details could not be read."
 
 
+def report_search_path(patient_id: str, page_size: int) -> str:
+    """Relative search URL for the launch patient's DiagnosticReports."""
+    return "DiagnosticReport?" + urlencode({"patient": patient_id, "_count": page_size})
+
+
+def fetch_reports(client: FhirClient, patient_id: str, limits: StudyListLimits,
+                  deadline: float) -> tuple[list[ReportSummary], str | None]:
+    """``(reports, problem)``: every page of the patient's DiagnosticReports (bounded); failures become a problem.
+
+    Reports naming another patient are dropped.
+    """
+    try:
+        search = client.search("DiagnosticReport", report_search_path(patient_id, limits.page_size),
+                               max_pages=limits.max_pages, deadline=deadline)
+        reports = [summarize_report(r) for r in search
+                   if report_subject(r) in (None, patient_id)][: limits.max_studies]
+    except FhirHttpError as exc:
+        log.info("reports unavailable: HTTP %s", exc.status)
+        return [], REPORTS_NOT_GRANTED if exc.status == 403 else REPORTS_FAILED
+    except (FhirError, OutboundError, ValueError) as exc:
+        log.info("reports unavailable: %s", type(exc).__name__)
+        return [], REPORTS_FAILED
+    return reports, (REPORTS_FAILED if search.incomplete else None)
+
+
+def _reports(future) -> tuple[list[ReportSummary], str | None]:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - the list is shown without reports
+        log.info("reports unavailable: %s", type(exc).__name__)
+        return [], REPORTS_FAILED
+
+
 def fetch_study_list(client: FhirClient, patient_id: str, limits: StudyListLimits, executor: Executor, *,
-                     want_banner: bool) -> StudyList:
+                     want_banner: bool, want_reports: bool = False) -> StudyList:
     """Search the patient's ImagingStudy resources (every page, bounded) and read the Patient for the banner.
 
+    ``want_reports``: the granted scope allows searching DiagnosticReport (searched
+    concurrently; else ``reports_problem`` says reports are not available).
     Studies naming another patient are dropped and counted (a server bug must
     not show another patient's study). Raises the first page's
     :mod:`app.fhir.errors` / transport facts; :class:`FhirUnauthorized` on any page.
@@ -118,11 +163,13 @@ def fetch_study_list(client: FhirClient, patient_id: str, limits: StudyListLimit
     path = search_path(patient_id, limits.page_size)
     deadline = time.monotonic() + limits.deadline_seconds
     banner_future = executor.submit(client.read, "Patient", patient_id) if want_banner else None
+    reports_future = executor.submit(fetch_reports, client, patient_id, limits, deadline) if want_reports else None
     try:
         first_page = client.get_json(path, resource_type="ImagingStudy", interaction="search")
     except BaseException:
-        if banner_future is not None:
-            banner_future.cancel()
+        for future in (banner_future, reports_future):
+            if future is not None:
+                future.cancel()
         raise
     search = client.search("ImagingStudy", path, max_pages=limits.max_pages, first_page=first_page, deadline=deadline)
     del first_page
@@ -139,6 +186,7 @@ def fetch_study_list(client: FhirClient, patient_id: str, limits: StudyListLimit
             break
         kept.append(summarize(resource))
     banner, banner_problem = _banner(banner_future, patient_id) if banner_future is not None else (None, None)
+    reports, reports_problem = _reports(reports_future) if reports_future is not None else ([], REPORTS_NOT_GRANTED)
     return StudyList(studies=newest_first(kept), banner=banner, banner_problem=banner_problem,
                      incomplete=incomplete or search.incomplete, warnings=search.warnings, excluded=excluded,
-                     total=search.total, fetched_at=time.time())
+                     total=search.total, fetched_at=time.time(), reports=reports, reports_problem=reports_problem)

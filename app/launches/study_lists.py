@@ -6,7 +6,9 @@ import time
 from concurrent.futures import Executor
 
 from ..fhir.client import FhirClient
+from ..fhir.reports import pdf_bytes, report_subject
 from ..fhir.study_list import StudyList, StudyListLimits, fetch_study_list
+from ..smart.scopes import allows_search
 from .context import LaunchContext
 
 
@@ -28,5 +30,17 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
     state = context.state
     study_list = context.with_token(lambda token: fetch_study_list(
         FhirClient(state.iss, token, context.outbound), state.patient, limits, executor,
-        want_banner=state.grant.need_patient_banner))
+        want_banner=state.grant.need_patient_banner,
+        want_reports=allows_search(state.grant.scope, "DiagnosticReport")))
     return study_list, True
+
+
+def report_pdf_bytes(context: LaunchContext, report_id: str, index: int) -> bytes | None:
+    """The PDF of ``DiagnosticReport/<report_id>`` (``presentedForm[index]``), read with the launch's token;
+    ``None`` when the report is not the launch patient's or holds no valid PDF there."""
+    state = context.state
+    resource = context.with_token(lambda token: FhirClient(state.iss, token, context.outbound).read(
+        "DiagnosticReport", report_id))
+    if report_subject(resource) != state.patient:
+        return None
+    return pdf_bytes(resource, index)

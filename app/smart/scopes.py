@@ -19,12 +19,13 @@ IDENTITY_SCOPES = ("openid", "fhirUser")  # SMART 2.2 §Scopes for requesting id
 
 
 def resource_scopes(v2: bool) -> tuple[str, ...]:
-    """The read/search scopes for ImagingStudy and Patient, in one syntax only.
+    """The read/search scopes for ImagingStudy, Patient and DiagnosticReport (the studies' reports), in one syntax.
 
-    v2: ``patient/ImagingStudy.rs patient/Patient.rs``; v1: ``patient/ImagingStudy.read patient/Patient.read``.
+    v2: ``patient/ImagingStudy.rs patient/Patient.rs patient/DiagnosticReport.rs``; v1: the same with ``.read``.
     """
     permission = "rs" if v2 else "read"
-    return (f"patient/ImagingStudy.{permission}", f"patient/Patient.{permission}")
+    return (f"patient/ImagingStudy.{permission}", f"patient/Patient.{permission}",
+            f"patient/DiagnosticReport.{permission}")
 
 
 def requested_scope(*, ehr_launch: bool, v2: bool, extra: tuple[str, ...] = (), identity: bool = False) -> str:

@@ -8,12 +8,14 @@ Viewer URLs are built only for studies of the launch's own list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from typing import Callable
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from ..config import ViewerSettings
 from ..display.iid import DisplayOptions, IIDRequestError, patient_request, study_request
 from ..fhir.imaging import StudySummary
+from ..fhir.reports import ReportSummary, reports_by_study
 from ..fhir.study_list import StudyList
 from .search import StudyQuery
 
@@ -21,13 +23,73 @@ MAX_COMPARE = 4
 DISPLAY_ROWS = 200  # rows rendered at first; "Show older studies" adds more (filters search them all)
 
 
+def dicom_words(text: str | None) -> str:
+    """DICOM person-name / code text as words: ``abdomen^liver`` -> ``abdomen, liver``; ``_`` -> space."""
+    if not text:
+        return ""
+    parts = [" ".join(p.replace("_", " ").split()) for p in text.split("^")]
+    return ", ".join(p for p in parts if p)
+
+
+def prior_of(study: StudySummary, studies: list[StudySummary]) -> StudySummary | None:
+    """The most recent viewable study before ``study`` with the same (first) modality and, where both
+    record body sites, a shared body site; ``None`` when there is none (or ``study`` is undated)."""
+    if study.started_sort is None or not study.modalities:
+        return None
+    modality = study.modalities[0]
+    sites = {s.casefold() for s in study.body_sites}
+    best = None
+    for other in studies:
+        if other is study or other.id == study.id or not other.viewable or other.status_flag:
+            continue
+        if other.started_sort is None or other.started_sort >= study.started_sort:
+            continue
+        if modality not in other.modalities:
+            continue
+        other_sites = {s.casefold() for s in other.body_sites}
+        if sites and other_sites and not sites & other_sites:
+            continue
+        if best is None or other.started_sort > best.started_sort:
+            best = other
+    return best
+
+
 @dataclass(frozen=True)
 class StudyRow:
-    """One rendered row: the study, its link in this launch, its RAD-106 URL (``None``: viewer off)."""
+    """One rendered row: the study, its link in this launch, its RAD-106 URL (``None``: viewer off),
+    and its prior (``prior_href`` / ``prior_viewer_url``: the study with its prior, when there is one)."""
 
     study: StudySummary
     href: str
     viewer_url: str | None
+    prior: StudySummary | None = None
+    prior_href: str | None = None
+    prior_viewer_url: str | None = None
+    report: ReportSummary | None = None
+    reports_available: bool = True
+    age_text: str = ""
+
+    @property
+    def report_status(self) -> str | None:
+        """The report's status code (``final``, ``preliminary``, …), ``None`` without a report."""
+        return (self.report.status or "unknown") if self.report else None
+
+    @property
+    def report_label(self) -> str:
+        """What the row says about the report: ``Report: Final``, ``No report``, or ``""`` (reports not available)."""
+        if self.report:
+            return f"Report: {self.report.status_label}"
+        return "No report" if self.reports_available else ""
+
+    @property
+    def description_text(self) -> str:
+        """The description as words (DICOM ``^`` separators become commas)."""
+        return dicom_words(self.study.description)
+
+    @property
+    def body_site_text(self) -> str:
+        """The body sites as words (``abdomen^liver`` -> ``abdomen, liver``)."""
+        return "; ".join(dicom_words(s) for s in self.study.body_sites)
 
     @property
     def selected_label(self) -> str:
@@ -65,6 +127,7 @@ class StudyListPage:
     all_modalities: list[str]
     page_url: str
     max_compare: int = MAX_COMPARE
+    show_all: bool = False
 
     @property
     def banner(self):
@@ -75,6 +138,23 @@ class StudyListPage:
     def selected_ids(self) -> list[str]:
         """FHIR ids of the studies in the viewer."""
         return [s.id for s in self.selected if s.id]
+
+    @property
+    def report_rows(self) -> list[StudyRow]:
+        """Rows whose study has a report (each rendered once, shown beside the viewer when selected)."""
+        return [r for r in self.rows if r.report is not None]
+
+    @property
+    def reports_problem(self) -> str | None:
+        """Why no reports can be shown (scope not granted, read failed), else ``None``."""
+        return self.study_list.reports_problem
+
+    @property
+    def viewer_key(self) -> str:
+        """What the viewer pane shows, as one string (the iframe's ``name``: history restores stay consistent)."""
+        if self.show_all:
+            return "all"
+        return ",".join(self.selected_ids) if self.viewer_url else ""
 
     @property
     def next_batch(self) -> int:
@@ -89,6 +169,8 @@ class StudyListPage:
     @property
     def viewer_title(self) -> str:
         """The viewer bar's title."""
+        if self.show_all:
+            return "All imaging of this patient"
         if not self.selected:
             return "No study selected"
         return " · ".join(f"{s.description or 'Study'} {s.started_display}" for s in self.selected)
@@ -121,22 +203,26 @@ def patient_viewer_url(viewer: ViewerSettings, study_list: StudyList) -> str | N
 
 def build_study_list_page(*, launch_id: str, patient_id: str, study_list: StudyList, show_banner: bool,
                           viewer: ViewerSettings, query: StudyQuery, requested_ids: list[str], show: int,
-                          page_url: str) -> StudyListPage:
+                          page_url: str, show_all: bool = False) -> StudyListPage:
     """Compute the page for one request.
 
     ``requested_ids``: the ``study`` arguments (FHIR ids, in order, duplicates
     ignored); ``show``: how many matching rows to render (≥ 200);
-    ``page_url``: this launch's list URL (row links and "show older" are built on it).
+    ``page_url``: this launch's list URL (row links and "show older" are built on it);
+    ``show_all``: the viewer shows the patient's whole imaging (RAD-106 PATIENT request), no study selected.
     """
     requested = list(dict.fromkeys(requested_ids))
     wanted = requested[:MAX_COMPARE]
     selected = [s for s in (study_list.find(i) for i in wanted) if s is not None]
     matches = query.select(study_list.studies)
     options = display_options(viewer)
-    rows = [StudyRow(s, f"{page_url}?study={quote(s.id or '', safe='')}",
-                     study_request(viewer.base_url, study_uids=[s.study_instance_uid], options=options)
-                     if s.viewable else None)
-            for s in matches[:show]]
+    if show_all:
+        wanted, selected = [], []
+    linked = reports_by_study(study_list.studies, study_list.reports)
+    now = datetime.now(timezone.utc)
+    birth = study_list.banner.birth_date if study_list.banner else None
+    rows = [_row(s, study_list.studies, page_url, viewer, options, linked.get(s.id or ""),
+                 study_list.reports_problem is None, age_text(s, now, birth)) for s in matches[:show]]
     more = len(matches) - len(rows)
     show_more_url = None
     if more:
@@ -146,6 +232,66 @@ def build_study_list_page(*, launch_id: str, patient_id: str, study_list: StudyL
     return StudyListPage(
         launch_id=launch_id, patient_id=patient_id, study_list=study_list, show_banner=show_banner, viewer=viewer,
         query=query, rows=rows, matching=len(matches), more=more, show_more_url=show_more_url, selected=selected,
-        viewer_url=viewer_url_for(viewer, selected), missing_selection=len(wanted) - len(selected),
+        viewer_url=patient_viewer_url(viewer, study_list) if show_all else viewer_url_for(viewer, selected),
+        show_all=show_all and patient_viewer_url(viewer, study_list) is not None, missing_selection=len(wanted) - len(selected),
         dropped_selection=len(requested) - len(wanted), patient_viewer_url=patient_viewer_url(viewer, study_list),
         all_modalities=sorted({m for s in study_list.studies for m in s.modalities}), page_url=page_url)
+
+
+def _study_href(page_url: str, ids: list[str]) -> str:
+    return page_url + "?" + urlencode([("study", i) for i in ids])
+
+
+def _row(study: StudySummary, studies: list[StudySummary], page_url: str, viewer: ViewerSettings,
+         options: DisplayOptions, report: ReportSummary | None = None, reports_available: bool = True,
+         age: str = "") -> StudyRow:
+    """One row, with its prior when the study can be viewed and has one, and its report."""
+    extra = {"report": report, "reports_available": reports_available, "age_text": age}
+    viewer_url = study_request(viewer.base_url, study_uids=[study.study_instance_uid], options=options) \
+        if study.viewable else None
+    prior = prior_of(study, studies) if viewer_url else None
+    if prior is None or not prior.id or not study.id:
+        return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, **extra)
+    return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, prior,
+                    _study_href(page_url, [study.id, prior.id]),
+                    study_request(viewer.base_url, study_uids=[study.study_instance_uid, prior.study_instance_uid],
+                                  options=options), **extra)
+
+
+def relative_age(then: datetime, now: datetime) -> str:
+    """``today``, ``3 d ago``, ``5 wk ago``, ``7 mo ago``, ``12 y ago`` (``in the future`` after ``now``)."""
+    days = (now - then).total_seconds() / 86400
+    if days < 0:
+        return "in the future"
+    if days < 1:
+        return "today"
+    if days < 14:
+        return f"{int(days)} d ago"
+    if days < 61:
+        return f"{int(days // 7)} wk ago"
+    if days < 730:
+        return f"{int(days // 30.44)} mo ago"
+    return f"{int(days // 365.25)} y ago"
+
+
+def age_at(birth: date, then: date) -> int:
+    """Whole years between ``birth`` and ``then``."""
+    return then.year - birth.year - ((then.month, then.day) < (birth.month, birth.day))
+
+
+def age_text(study: StudySummary, now: datetime, birth_date: str | None) -> str:
+    """``3 d ago · age 46`` (relative age of the study and the patient's age at the study), parts when known."""
+    if study.started_sort is None:
+        return ""
+    then = datetime.fromtimestamp(study.started_sort, timezone.utc)
+    parts = [relative_age(then, now)]
+    try:
+        birth = date.fromisoformat(birth_date[:10]) if birth_date and len(birth_date) >= 10 else None
+    except ValueError:
+        birth = None
+    if birth is not None and study.started and len(study.started) >= 10:
+        try:
+            parts.append(f"age {age_at(birth, date.fromisoformat(study.started[:10]))}")
+        except ValueError:
+            pass
+    return " · ".join(parts)

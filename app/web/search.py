@@ -1,8 +1,9 @@
 """The study-list filter: one implementation, used for the page and for the list's live filter (``/matches``).
 
 A study matches when it has the chosen modality (if any) and every word of
-the free text occurs in its description, accession number, date or
-modalities (case- and accent-insensitive, NFKC-normalised).
+the free text occurs in its description, series descriptions, body sites,
+accession number, date (also as words: "Aug 2004", "August 2004") or
+modalities (case- and accent-insensitive, NFKC-normalised; DICOM ``^`` as a space).
 """
 
 from __future__ import annotations
@@ -22,10 +23,25 @@ def normalise(text: str) -> str:
     return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
 
 
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+
+
+def human_date(started: str | None) -> str:
+    """``2004-08-26…`` -> ``Aug August 2004`` (the words a clinician types), ``""`` when not a date."""
+    if not started or len(started) < 7 or not started[:4].isdigit() or not started[5:7].isdigit():
+        return ""
+    month = int(started[5:7])
+    if not 1 <= month <= 12:
+        return ""
+    return f"{MONTHS[month - 1][:3]} {MONTHS[month - 1]} {started[:4]}"
+
+
 def search_text(study: StudySummary) -> str:
     """The normalised text a study is searched by."""
-    return normalise(" ".join(filter(None, (study.description, study.accession_number, study.started_display,
-                                            " ".join(study.modalities)))))
+    parts = (study.description, study.accession_number, study.started_display, human_date(study.started),
+             " ".join(study.modalities), " ".join(study.series_descriptions), " ".join(study.body_sites))
+    return normalise(" ".join(filter(None, parts)).replace("^", " "))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Routes
 ``GET /l/<launch_id>/``           the patient's studies; ``study`` (repeatable) selects what the viewer shows
 ``GET /l/<launch_id>/matches``    ids of the studies matching ``q`` / ``modality`` (the list's live filter)
 ``GET /.well-known/jwks.json``    the app's public keys (``private_key_jwt`` registrations; RFC 7517 JWK Set)
+``GET /l/<launch_id>/reports/<id>.pdf``  a report's PDF, read with the launch's token
 ``GET /healthz``                  liveness (answered before Flask: see ``app/__init__.py``)
 ``GET /readyz``, ``GET /metrics`` readiness and Prometheus metrics (:mod:`app.observability.endpoints`)
 """
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, after_this_request, redirect, render_template, request, url_for
+from flask import Blueprint, Response, after_this_request, redirect, render_template, request, url_for
 
 from ..fhir.study_list import StudyList
 from ..launches.context import LaunchContext
 from ..launches.errors import BrowserMismatch
 from ..launches.state import ActiveLaunch, PendingLaunch, StoredLaunch
-from ..launches.study_lists import load_study_list
+from ..launches.study_lists import load_study_list, report_pdf_bytes
 from ..observability import metrics
 from ..smart.authorization import (build_authorization_request, check_response_issuer, exchange_code,
                                    refused_authorization)
@@ -207,7 +208,7 @@ def studies(launch_id: str):
         show_banner=context.state.grant.need_patient_banner, viewer=services().settings.viewer,
         query=StudyQuery.from_args(request.args.get("modality"), request.args.get("q")),
         requested_ids=request.args.getlist("study"), show=_int_arg("show", DISPLAY_ROWS, DISPLAY_ROWS, 100_000),
-        page_url=url_for("views.studies", launch_id=launch_id))
+        page_url=url_for("views.studies", launch_id=launch_id), show_all=request.args.get("all") == "1")
     fhir = services().settings.fhir
     audit_study_list(context.state, context.ehr, len(study_list.studies),
                      urlencode({"patient": context.state.patient, "_sort": "-started", "_count": fhir.page_size}))
@@ -222,6 +223,22 @@ def matches(launch_id: str):
     _, study_list = _launch_list(launch_id)
     selected = StudyQuery.from_args(request.args.get("modality"), request.args.get("q")).select(study_list.studies)
     return {"ids": [s.id for s in selected], "count": len(selected)}
+
+
+@bp.get("/l/<launch_id>/reports/<report_id>.pdf")
+def report_pdf(launch_id: str, report_id: str):
+    """A report's PDF (``presentedForm``), read afresh with this launch's token; only a report of the list."""
+    context, study_list = _launch_list(launch_id)
+    summary = next((r for r in study_list.reports if r.id == report_id and r.pdf_index is not None), None)
+    if summary is None:
+        raise PageError(ErrorPage(404, "Report not found", "This report is not among the patient's reports.",
+                                  "Go back to the study list."))
+    pdf = report_pdf_bytes(context, report_id, summary.pdf_index)
+    if pdf is None:
+        raise PageError(ErrorPage(502, "The report could not be shown", "The EHR's PDF could not be read.",
+                                  "Try again, or open the report in the EHR."))
+    return Response(pdf, content_type="application/pdf", headers={
+        "Content-Disposition": 'inline; filename="report.pdf"'})
 
 
 def relaunch_url_for(exc: BaseException) -> str | None:

@@ -15,7 +15,6 @@
     figure.querySelectorAll("button[data-step]").forEach(function (button) {
       button.addEventListener("click", function () {
         show(index + parseInt(button.getAttribute("data-step"), 10));
-        figure.focus();
       });
     });
     figure.addEventListener("keydown", function (event) {
@@ -30,7 +29,9 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("figure.series").forEach(setup);
+    // Focus the first series only when the viewer is its own window: framed in an app, focus stays where the
+    // clinician is (the app's study list).
     var first = document.querySelector("figure.series");
-    if (first) { first.focus({ preventScroll: true }); }
+    if (first && window.top === window) { first.focus({ preventScroll: true }); }
   });
 })();

@@ -119,7 +119,7 @@ def test_ehr_launch_lists_the_patients_studies_newest_first(ehr):
     ct_uid = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True).StudyInstanceUID
     assert ct_uid in _uids(page)
     dates = re.findall(r'<time class="date" datetime="([^"]*)"', page)
-    assert len(dates) == 8 and dates == sorted(dates, reverse=True)
+    assert len(dates) == 10 and dates == sorted(dates, reverse=True)
     assert 'class="banner"' in page
 
 
@@ -139,7 +139,8 @@ def test_authorize_redirect_carries_aud_launch_and_pkce(ehr):
     assert params["aud"] == ehr.iss
     assert params["launch"] == launch["launch"]
     assert params["code_challenge_method"] == "S256"
-    assert params["scope"] == "launch patient/ImagingStudy.rs patient/Patient.rs openid fhirUser online_access"
+    assert params["scope"] == ("launch patient/ImagingStudy.rs patient/Patient.rs patient/DiagnosticReport.rs openid "
+                               "fhirUser online_access")
 
 
 def test_patient_with_exactly_one_study(ehr):

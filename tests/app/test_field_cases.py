@@ -93,9 +93,9 @@ def test_c02b_scopes_that_do_not(scope):
 
 
 @pytest.mark.parametrize("capabilities, expected, absent", [
-    (["launch-ehr", "permission-v2"], "launch patient/ImagingStudy.rs patient/Patient.rs", ".read"),
-    (["launch-ehr", "permission-v1"], "launch patient/ImagingStudy.read patient/Patient.read", ".rs"),
-    (["launch-ehr", "permission-v1", "permission-v2"], "launch patient/ImagingStudy.rs patient/Patient.rs", ".read"),
+    (["launch-ehr", "permission-v2"], "launch patient/ImagingStudy.rs patient/Patient.rs patient/DiagnosticReport.rs", ".read"),
+    (["launch-ehr", "permission-v1"], "launch patient/ImagingStudy.read patient/Patient.read patient/DiagnosticReport.read", ".rs"),
+    (["launch-ehr", "permission-v1", "permission-v2"], "launch patient/ImagingStudy.rs patient/Patient.rs patient/DiagnosticReport.rs", ".read"),
 ])
 def test_c02c_scope_syntax_follows_the_servers_permission_capability(ehr, capabilities, expected, absent):
     ehr.well_known({**WELL_KNOWN, "capabilities": capabilities})

@@ -299,7 +299,7 @@ def test_viewer_that_cannot_be_framed_opens_in_new_windows(tmp_path):
         assert 'id="viewer-frame"' not in page
         assert "frame-src 'none'" in response.headers["Content-Security-Policy"]
         expected = f"{VIEWER}?requestType=STUDY&amp;studyUID={UID_A}&amp;viewerType=IHE_BIR"
-        match = re.search(r'<a class="study-link" href="([^"]+)"\s+data-viewer-url="([^"]+)" target="_blank"', page)
+        match = re.search(r'<a class="study-link" tabindex="-1" href="([^"]+)"\s+data-viewer-url="([^"]+)" target="_blank"', page)
         assert match and match.group(1) == expected and match.group(2) == expected
 
 

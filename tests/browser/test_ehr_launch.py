@@ -11,7 +11,7 @@ from .pages import STUDY_ROWS, open_chart, record_frame_navigations, study_datet
 
 pytestmark = pytest.mark.browser
 
-PT_1001_NEWEST_FIRST = "is-1001-us-cine"  # 2016-05-03, the most recent of Margaret Ann Whitfield's 8 studies
+PT_1001_NEWEST_FIRST = "is-1001-us-cine"  # 2016-05-03, the most recent of Margaret Ann Whitfield's 10 studies
 
 
 def test_ehr_launch_completes_inside_the_chart_frame(page, servers):
@@ -49,8 +49,8 @@ def test_ehr_launch_completes_inside_the_chart_frame(page, servers):
     expect(banner).to_contain_text("M0041001")
 
     expected = servers.patient("pt-1001").studies
-    expect(app.locator(STUDY_ROWS)).to_have_count(8)
-    expect(app.locator("#study-count")).to_have_text("8")
+    expect(app.locator(STUDY_ROWS)).to_have_count(10)
+    expect(app.locator("#study-count")).to_have_text("10")
     ids = study_ids(app)
     assert sorted(ids) == sorted(s.id for s in expected)
     assert ids[0] == PT_1001_NEWEST_FIRST

@@ -14,7 +14,8 @@ PATIENTS = {
     # id: (app banner, viewer's patient line, study ids, the study clicked)
     "pt-1001": ("WHITFIELD, Margaret Ann", "Margaret Ann Whitfield",
                 {"is-1001-ct", "is-1001-mr", "is-1001-us-rgb", "is-1001-nm-bone", "is-1001-mr-abdomen",
-                 "is-1001-us-cine", "is-1001-us-doppler", "is-1001-rtdose"}, "is-1001-mr"),
+                 "is-1001-us-cine", "is-1001-us-doppler", "is-1001-rtdose", "is-1001-ct-prior", "is-1001-mr-prior"},
+                "is-1001-mr"),
     "pt-1002": ("OKAFOR, Daniel", "Daniel Okafor", {"is-1002-ct"}, "is-1002-ct"),
 }
 

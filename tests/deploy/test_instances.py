@@ -62,7 +62,7 @@ def test_a_launch_started_on_a_completes_on_b_and_its_list_opens_on_a(cluster):
     for instance in (a, b, a):
         page = browser.get(instance.url, list_path)
         assert page.status_code == 200
-        assert len(_ids(page.text)) == 8 and 'class="banner"' in page.text
+        assert len(_ids(page.text)) == 10 and 'class="banner"' in page.text
     stranger = Browser(f"127.0.0.1:{a.port}")
     assert stranger.get(b.url, list_path).status_code == 404
 
@@ -85,7 +85,7 @@ def test_concurrent_renewals_on_a_and_b_send_one_refresh_and_both_use_the_new_to
     for thread in threads:
         thread.join()
     assert [p.status_code for p in pages] == [200] * 4
-    assert all(len(_ids(p.text)) == 8 for p in pages)
+    assert all(len(_ids(p.text)) == 10 for p in pages)
     assert dict(sandbox.grants) == {"refresh_token": 1}
     for instance in (a, b):  # both go on with the renewed token: no further refresh
         assert browser.get(instance.url, list_path + "?refresh=1").status_code == 200
@@ -121,4 +121,4 @@ def test_with_a_killed_mid_traffic_b_serves_every_launch(cluster):
     for browser, path, patient in browsers:  # every launch, those that A alone had served too
         page = browser.get(b.url, path)
         assert page.status_code == 200
-        assert len(_ids(page.text)) == {"pt-1001": 8, "pt-1002": 1}[patient]
+        assert len(_ids(page.text)) == {"pt-1001": 10, "pt-1002": 1}[patient]

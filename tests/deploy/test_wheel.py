@@ -102,7 +102,7 @@ def test_the_installed_app_serves_a_launch_end_to_end(installed, tmp_path):
             assert callback.status_code == 303, callback.text[:300]
             page = browser.get(instance.url, callback.headers["Location"].removeprefix(public))
             assert page.status_code == 200
-            assert len(re.findall(r'data-study-id="([^"]+)"', page.text)) == 8
+            assert len(re.findall(r'data-study-id="([^"]+)"', page.text)) == 10
             css = browser.get(instance.url, "/static/app.css")
             assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
         log = (tmp_path / "app.log").read_text()

@@ -40,7 +40,7 @@ def test_authorize_asks_for_openid_fhiruser_with_a_nonce(ehr):
     launch = ehr.ehr_launch("pt-1002")
     started = ehr.client.get(launch["launch_url"][len(APP_ORIGIN):])
     params = query_of(started.headers["Location"])
-    assert params["scope"].split()[3:5] == ["openid", "fhirUser"]
+    assert params["scope"].split()[4:6] == ["openid", "fhirUser"]
     assert len(params["nonce"]) == 43
 
 

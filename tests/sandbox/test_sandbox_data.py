@@ -21,6 +21,9 @@ EXPECTED_PT1001 = {
     "is-1001-us-cine": "1.2.840.114340.3.8251017118051.1.20160503.120850.2171",
     "is-1001-us-doppler": "1.3.46.670589.14.1000.210.4.199999.20110525182825.1.0",
     "is-1001-rtdose": "1.2.999.999.99.9.9999.8888",
+    # the priors of the same modality and body site (synthesised UIDs, pixels of CT_small / MR_small)
+    "is-1001-ct-prior": "2.25.255166576600891297957959878968165956061",
+    "is-1001-mr-prior": "2.25.66774146559627541957639595202710652948",
 }
 
 
@@ -31,7 +34,7 @@ def dataset():
 
 def test_fixed_patients_and_counts(dataset):
     counts = {p.id: len(p.studies) for p in dataset.patients()}
-    assert counts == {"pt-1001": 8, "pt-1002": 1, "pt-1003": 250, "pt-1004": 0, "pt-1005": 10, "pt-1006": 2,
+    assert counts == {"pt-1001": 10, "pt-1002": 1, "pt-1003": 250, "pt-1004": 0, "pt-1005": 10, "pt-1006": 2,
                       "pt-2001": 40}
 
 

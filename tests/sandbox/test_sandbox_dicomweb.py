@@ -24,6 +24,7 @@ PT_1001_UIDS = {
     CT, "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457", US_RGB, NM,
     "1.2.124.113532.10.122.1.203.20051130.122937.2950157", CINE,
     "1.3.46.670589.14.1000.210.4.199999.20110525182825.1.0", "1.2.999.999.99.9.9999.8888",
+    "2.25.255166576600891297957959878968165956061", "2.25.66774146559627541957639595202710652948",
 }
 PT_1002_CT = "1.2.276.0.7230010.3.1.2.296485376.1.1521713414.1800996"
 BASE = "http://localhost:8800/dicomweb"
@@ -79,7 +80,7 @@ def test_includefield_and_issuer(smart, token):
     (study,) = get(smart, f"studies?StudyInstanceUID={CT}&includefield=IssuerOfPatientID,00081030", token).get_json()
     assert values(study, "00100021") == [PATIENT_ID_ISSUER_OID]
     assert values(study, "00081030") == ["CT Chest without contrast"]
-    assert get(smart, f"studies?IssuerOfPatientID={PATIENT_ID_ISSUER_OID}", token).get_json().__len__() == 8
+    assert get(smart, f"studies?IssuerOfPatientID={PATIENT_ID_ISSUER_OID}", token).get_json().__len__() == 10
     assert get(smart, "studies?IssuerOfPatientID=1.2.3.4", token).get_json() == []
     (everything,) = get(smart, f"studies?StudyInstanceUID={CT}&includefield=all", token).get_json()
     assert {"00081030", "00100021"} <= set(everything)
@@ -326,7 +327,7 @@ def test_include_endpoints(smart, token):
     matches = [e for e in bundle["entry"] if e["search"]["mode"] == "match"]
     includes = [e for e in bundle["entry"] if e["search"]["mode"] == "include"]
     assert [e["resource"]["id"] for e in matches] == [e["resource"]["id"] for e in plain["entry"]]
-    assert len(plain["entry"]) == 8 and bundle["total"] == plain["total"] == 8
+    assert len(plain["entry"]) == 10 and bundle["total"] == plain["total"] == 10
     assert len(includes) == 2
     assert [e["resource"]["id"] for e in includes] == ["sandbox-iid", "sandbox-dicomweb"]
     assert includes[1]["fullUrl"] == "http://localhost:8800/fhir/Endpoint/sandbox-dicomweb"
@@ -370,7 +371,7 @@ def test_hide_imagingstudy(hidden):
         assert outcome["resourceType"] == "OperationOutcome"
         assert outcome["issue"][0]["code"] == "not-supported"
     types = [r["type"] for r in hidden.fhir("metadata").get_json()["rest"][0]["resource"]]
-    assert types == ["Patient", "Endpoint", "Practitioner", "Encounter"]
+    assert types == ["Patient", "Endpoint", "DiagnosticReport", "Practitioner", "Encounter"]
     assert hidden.fhir("Patient/pt-1001", token).status_code == 200
     studies = get(hidden, "studies?PatientID=M0041001", token).get_json()
     assert {values(s, "0020000D")[0] for s in studies} == PT_1001_UIDS
@@ -378,7 +379,7 @@ def test_hide_imagingstudy(hidden):
 
 def test_imagingstudy_listed_by_default(smart):
     types = [r["type"] for r in smart.fhir("metadata").get_json()["rest"][0]["resource"]]
-    assert types == ["Patient", "ImagingStudy", "Endpoint", "Practitioner", "Encounter"]
+    assert types == ["Patient", "ImagingStudy", "Endpoint", "DiagnosticReport", "Practitioner", "Encounter"]
 
 
 @pytest.mark.parametrize("raw,expected", [("1", True), ("true", True), ("0", False), ("", False)])

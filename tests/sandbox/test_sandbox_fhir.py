@@ -96,7 +96,7 @@ def test_scope_enforcement(smart, scope, read, search):
 
 def test_user_scope_reads_other_patients(smart):
     access = smart.ehr_token("pt-1003", scope="launch user/*.read")["access_token"]
-    assert smart.fhir("ImagingStudy?patient=pt-1001", access).get_json()["total"] == 8
+    assert smart.fhir("ImagingStudy?patient=pt-1001", access).get_json()["total"] == 10
 
 
 @pytest.mark.parametrize("accept", ["application/fhir+xml", "application/xml", "text/xml", "application/fhir+xml;q=1.0"])

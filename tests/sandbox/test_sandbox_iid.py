@@ -64,7 +64,7 @@ def test_study_list_and_accession(sandbox_client):
 def test_patient_request_filters(sandbox_client):
     patient = f"pt-1001^^^&{PATIENT_ID_ISSUER_OID}&ISO"
     html = iid(sandbox_client, requestType="PATIENT", patientID=patient).get_data(as_text=True)
-    assert html.count('class="study"') == 8
+    assert html.count('class="study"') == 10
     recent = iid(sandbox_client, requestType="PATIENT", patientID=patient, mostRecentResults="2").get_data(as_text=True)
     assert recent.count('class="study"') == 2
     assert "1.2.840.114340.3.8251017118051.1.20160503.120850.2171" in recent  # 2016 cine is the newest
