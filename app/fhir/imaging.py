@@ -238,6 +238,11 @@ def series_sketches(resource: dict) -> list[SeriesSketch]:
     return sketches
 
 
+def started_sort_key(started: Any) -> float | None:
+    """POSIX seconds (UTC when no offset) of a FHIR date/dateTime, for :attr:`StudySummary.started_sort`."""
+    return _sort_key(started)
+
+
 def summarize(resource: dict) -> StudySummary:
     """Read one ImagingStudy (any version's JSON) into a :class:`StudySummary`. Never raises on odd data."""
     uid, problem = study_instance_uid(resource)

@@ -98,5 +98,5 @@ def install_security_headers(app: Flask, settings: Settings) -> None:
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
         if not request.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store"
+            response.headers["Cache-Control"] = g.get("cache_control", "no-store")  # a view may allow private caching
         return response
