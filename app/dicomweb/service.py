@@ -4,9 +4,11 @@
   ``/studies/{study}/series/{series}/instances``; ``Accept: application/dicom+json``
   (§8.7.3.4 / Annex F DICOM JSON), the answer a JSON array (empty for no match;
   ``204 No Content`` is read as no match).
-* Thumbnails (§10.4.1.1.5 / §8.3.5.1.4, ``/thumbnail``) and rendered resources (§10.4.1.1.3,
-  ``/rendered``): ``Accept: image/jpeg, image/png``, ``viewport=vw,vh`` (§8.3.5.1.3) sent
-  with a literal comma (Orthanc 1.10 refuses ``%2C``).
+* Thumbnails (§10.4.1.1.5 / §8.3.5.1.4, ``/thumbnail``): ``Accept: image/jpeg, image/png;q=0.9``;
+  rendered resources (§10.4.1.1.3, ``/rendered``): ``Accept: image/jpeg`` alone (the media type every
+  origin server supports for rendered images, §8.7.3.5; Orthanc 1.10 answers 400 "Parameter out of
+  range" to an Accept listing two types). ``viewport=vw,vh`` (§8.3.5.1.3) is sent with a literal
+  comma (Orthanc 1.10 refuses ``%2C``).
 
 Every URL is the base plus path segments that are validated DICOM UIDs (PS3.5 §9.1), so
 nothing from upstream data shapes the path. Policy kinds: ``dicomweb`` (QIDO JSON) and
@@ -39,6 +41,7 @@ from .errors import DicomwebBadContent, DicomwebHttpError
 DICOM_JSON = "application/dicom+json"
 QIDO_ACCEPT = "application/dicom+json, application/json;q=0.9"
 IMAGE_ACCEPT = "image/jpeg, image/png;q=0.9"
+RENDERED_ACCEPT = "image/jpeg"
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
 
 DICOMWEB_LIMITS = {
@@ -58,8 +61,7 @@ def _segment(uid: str) -> str:
 
 
 def _query(params: Iterable[tuple[str, str]]) -> str:
-    """``a=b&c=d`` with values percent-encoded except ``,`` (viewport, comma lists) and ``*``/``?`` wildcards
-    are not special here (encoded)."""
+    """``a=b&c=d``, names and values percent-encoded except ``,`` (the viewport's ``vw,vh``)."""
     return "&".join(f"{quote(k, safe='')}={quote(str(v), safe=',')}" for k, v in params)
 
 
@@ -132,9 +134,10 @@ class DicomwebService:
                             f"studies/{_segment(study_uid)}/series/{_segment(series_uid)}/instances", ())
 
     # -- images (PS3.18 §10.4) -----------------------------------------------------------
-    def _image(self, operation: str, path: str, viewport: tuple[int, int] | None) -> tuple[bytes, str]:
+    def _image(self, operation: str, path: str, viewport: tuple[int, int] | None,
+               accept: str = IMAGE_ACCEPT) -> tuple[bytes, str]:
         params = [("viewport", f"{viewport[0]},{viewport[1]}")] if viewport else []
-        response = self._get(operation, path, params, IMAGE_ACCEPT, image=True)
+        response = self._get(operation, path, params, accept, image=True)
         if response.media_type not in IMAGE_TYPES:
             raise DicomwebBadContent(operation, "content-type", (response.media_type or "none")[:100])
         return response.content, response.media_type
@@ -152,4 +155,4 @@ class DicomwebService:
                  viewport: tuple[int, int] | None) -> tuple[bytes, str]:
         """``GET {base}/studies/{study}/series/{series}/instances/{sop}/rendered[?viewport=vw,vh]``."""
         return self._image("rendered", f"studies/{_segment(study_uid)}/series/{_segment(series_uid)}/instances/"
-                                       f"{_segment(instance_uid)}/rendered", viewport)
+                                       f"{_segment(instance_uid)}/rendered", viewport, RENDERED_ACCEPT)

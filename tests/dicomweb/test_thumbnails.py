@@ -79,6 +79,7 @@ def test_then_the_rendered_instance_from_qido_rs_when_the_study_lists_no_series(
     thumbnail = fetch_thumbnail(service(), StudyRef(STUDY))
     assert (thumbnail.source, thumbnail.width, thumbnail.height) == ("rendered", 128, 96)
     assert _paths()[-1] == f"/studies/{STUDY}/series/{SERIES}/instances/{SERIES}.2/rendered?viewport=128,96"
+    assert responses.calls[-1].request.headers["Accept"] == "image/jpeg"
     assert responses.calls[1].request.headers["Accept"] == "application/dicom+json, application/json;q=0.9"
 
 
