@@ -31,3 +31,6 @@ errorlog = "-"
 access_log_format = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 limit_request_line = 8190
 limit_request_fields = 100
+
+# gunicorn 25.1+ opens a control socket in ~/.gunicorn shared by every gunicorn of the user; the app does not use it
+control_socket_disable = True

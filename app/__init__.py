@@ -24,7 +24,9 @@ from flask import Flask
 from .audit import AUDIT_LIMITS, AuditEventBuilder, AuditTrail, FhirAuditSink, JsonLinesSink
 from .config import PROJECT_ROOT, ConfigError, Settings, load_settings, parse_settings
 from .outbound import OutboundClient
+from .dicomweb.service import DICOMWEB_LIMITS
 from .launches.errors import StoreUnavailable
+from .launches.images import LaunchImages
 from .observability import metrics
 from .observability.endpoints import register_endpoints
 from .observability.executor import ContextThreadPoolExecutor
@@ -127,7 +129,7 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
                               ca_bundle=os.environ.get("OUTBOUND_CA_BUNDLE") or os.environ.get("REQUESTS_CA_BUNDLE"),
                               limits={
         "fhir": ExchangeLimits(max_bytes=settings.fhir.max_page_bytes, deadline_seconds=settings.fhir.deadline_seconds),
-        "jwks": JWKS_LIMITS, "audit": AUDIT_LIMITS})
+        "jwks": JWKS_LIMITS, "audit": AUDIT_LIMITS, **DICOMWEB_LIMITS})
     client_keys = [signing_keys_for(ehr) for ehr in settings.ehrs if ehr.token_endpoint_auth_method == "private_key_jwt"]
     try:
         allowlist = metrics.AddressAllowlist(settings.observability.metrics_allow)
@@ -149,10 +151,12 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retry warnings quote URLs with patient ids
     install_request_logging(app, settings.observability.log_format,
                             on_request=lambda route, status: metrics.HTTP_REQUESTS.labels(route, str(status)).inc())
-    init_app(app, Services(settings=settings, outbound=outbound, discovery=SmartDiscovery(outbound), store=store,
+    discovery = SmartDiscovery(outbound)
+    init_app(app, Services(settings=settings, outbound=outbound, discovery=discovery, store=store,
                            executor=ContextThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"),
                            jwks=JwksCache(outbound), audit=_audit_trail(settings, outbound),
-                           audit_events=AuditEventBuilder(settings.audit.source), app_jwks=published_jwks(client_keys)))
+                           audit_events=AuditEventBuilder(settings.audit.source), app_jwks=published_jwks(client_keys),
+                           images=LaunchImages(discovery, outbound)))
     register_endpoints(app, ready_check=lambda: store.reload("readyz-probe"),
                        metrics_enabled=settings.observability.metrics_enabled, allowlist=allowlist)
     app.wsgi_app = _Liveness(app.wsgi_app)

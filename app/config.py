@@ -13,6 +13,7 @@ Environment variables (deployment):
 ``AUDIT_LOG_PATH``       file of the audit trail (JSON lines; ``-`` = stdout), overrides ``audit.path``
 ``LOG_FORMAT``           ``json`` or ``text`` request log lines, overrides ``observability.log_format``
 ``PROMETHEUS_MULTIPROC_DIR``  prometheus-client's multi-process mode (gunicorn workers), read by prometheus-client
+``<dicomweb.basic_auth_env>``  each registration's DICOMweb service may name a variable holding ``user:password``
 """
 
 from __future__ import annotations
@@ -39,6 +40,37 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class PatientIdentifierMapping:
+    """A ``Patient.identifier.system`` (e.g. ``urn:oid:2.25.…``) and the DICOM IssuerOfPatientID (0010,0021)
+    the PACS records for identifiers of that system (PS3.3 C.7.1.1)."""
+
+    system: str
+    issuer_of_patient_id: str
+
+
+@dataclass(frozen=True)
+class DicomwebSettings:
+    """A registration's DICOMweb service (DICOM PS3.18): ``base_url`` (before ``/studies``);
+    ``send_smart_token``: the service accepts the launch's SMART access token; ``basic_auth_env``: the variable
+    holding ``user:password`` for HTTP basic authentication; ``patient_identifiers``: the mapping the QIDO-RS
+    fallback list searches with; ``thumbnail_ttl_seconds``: how long thumbnails are kept and may be cached."""
+
+    base_url: str
+    send_smart_token: bool = False
+    basic_auth_env: str | None = None
+    patient_identifiers: tuple[PatientIdentifierMapping, ...] = ()
+    thumbnail_ttl_seconds: int = 300
+
+    def basic_credentials(self, environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+        """``(user, password)`` from ``basic_auth_env`` (``user:password``), or ``None`` when unset or malformed."""
+        if not self.basic_auth_env:
+            return None
+        value = (os.environ if environ is None else environ).get(self.basic_auth_env) or ""
+        user, sep, password = value.partition(":")
+        return (user, password) if sep and user else None
+
+
+@dataclass(frozen=True)
 class EhrRegistration:
     """One trusted EHR: its FHIR base (``iss``) and this app's client registration there.
 
@@ -57,6 +89,8 @@ class EhrRegistration:
     token_endpoint_auth_method: str = "none"
     private_key_jwt: "PrivateKeyJwtSettings | None" = None
     openid: bool = True
+    viewer_origins: tuple[str, ...] = ()
+    dicomweb: DicomwebSettings | None = None
 
     @property
     def frame_origins(self) -> tuple[str, ...]:
@@ -226,6 +260,14 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return path or "(top level)"
 
 
+def _relative_base() -> Path:
+    """Where relative store paths are taken from: the checkout when running from one, else the working directory.
+
+    An installed package (a wheel) has no checkout: its ``PROJECT_ROOT`` is ``site-packages``.
+    """
+    return PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
+
+
 def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
                    environ: Mapping[str, str] | None = None) -> Settings:
     """Validate a registration document and build :class:`Settings`.
@@ -281,7 +323,9 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
             client_secret_env=secret_env, scopes=tuple(entry.get("scopes", ())),
             frame_ancestors=tuple(entry.get("frame_ancestors", ())),
             standalone=entry.get("standalone", True), token_endpoint_auth_method=method,
-            private_key_jwt=key_settings, openid=entry.get("openid", True)))
+            private_key_jwt=key_settings, openid=entry.get("openid", True),
+            viewer_origins=tuple(origin_string(o) for o in entry.get("viewer_origins", ())),
+            dicomweb=_dicomweb(entry.get("dicomweb"), f"{source}: ehrs[{index}].dicomweb", environ)))
 
     viewer_raw = raw["viewer"]
     viewer = ViewerSettings(
@@ -292,7 +336,7 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
     store_raw = raw.get("launch_store", {})
     store_path = Path(environ.get("LAUNCH_STORE_PATH") or store_raw.get("path") or "instance/launches.sqlite3")
     if not store_path.is_absolute():
-        store_path = PROJECT_ROOT / store_path
+        store_path = _relative_base() / store_path
     audit_raw = dict(raw.get("audit", {}))
     if environ.get("AUDIT_LOG_PATH"):
         audit_raw["path"] = environ["AUDIT_LOG_PATH"]
@@ -315,6 +359,25 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
         launch_store=_launch_store(store_raw, store_path, source, environ))
 
 
+def _dicomweb(raw: Mapping[str, Any] | None, where: str, environ: Mapping[str, str]) -> DicomwebSettings | None:
+    """``ehrs[].dicomweb`` as :class:`DicomwebSettings`; raises :class:`ConfigError` for a plain-http base off
+    loopback or an unset or malformed ``basic_auth_env`` (it must hold ``user:password``)."""
+    if raw is None:
+        return None
+    if not is_secure_transport(raw["base_url"]):
+        raise ConfigError(f"{where}.base_url: must be https (plain http only on loopback)")
+    settings = DicomwebSettings(
+        base_url=raw["base_url"].rstrip("/"), send_smart_token=raw.get("send_smart_token", False),
+        basic_auth_env=raw.get("basic_auth_env"),
+        patient_identifiers=tuple(PatientIdentifierMapping(m["system"], m["issuer_of_patient_id"])
+                                  for m in raw.get("patient_identifiers", ())),
+        thumbnail_ttl_seconds=raw.get("thumbnail_ttl_seconds", 300))
+    if settings.basic_auth_env and settings.basic_credentials(environ) is None:
+        raise ConfigError(f"{where}.basic_auth_env: environment variable {settings.basic_auth_env} is not set "
+                          "or is not user:password")
+    return settings
+
+
 def _launch_store(store_raw: Mapping[str, Any], store_path: Path, source: str,
                   environ: Mapping[str, str]) -> LaunchStoreSettings:
     """``launch_store`` as :class:`LaunchStoreSettings` (``$LAUNCH_STORE_URL`` wins over ``url``, ``url`` over
@@ -326,7 +389,7 @@ def _launch_store(store_raw: Mapping[str, Any], store_path: Path, source: str,
         raise ConfigError(f"{source}: {where}: must start with sqlite:///, redis:// or rediss://")
     if parts.scheme == "sqlite":
         path = Path(url.removeprefix("sqlite:///"))
-        url = f"sqlite:///{path if path.is_absolute() else PROJECT_ROOT / path}"
+        url = f"sqlite:///{path if path.is_absolute() else _relative_base() / path}"
     elif parts.password is not None:
         raise ConfigError(f"{source}: {where}: no password in the URL; name its environment variable in "
                           "launch_store.password_env")

@@ -49,8 +49,12 @@ def _json_body(response: UpstreamResponse) -> Any:
 class FhirClient:
     """Reads and searches one FHIR server (``fhir_base_url``, the launch's ``iss``) with one access token."""
 
-    def __init__(self, fhir_base_url: str, access_token: str, outbound: OutboundClient):
+    def __init__(self, fhir_base_url: str, access_token: str, outbound: OutboundClient, *, included=None):
+        """``included``: an object with ``add(entry)`` (e.g. :class:`~app.fhir.endpoints.IncludedEndpoints`)
+        receiving the entries of searches' Bundles with ``search.mode`` ``include`` (and Endpoint entries
+        without a mode), or ``None``."""
         self.fhir_base_url = fhir_base_url
+        self.included = included
         self._base = base_dir(fhir_base_url)
         self._outbound = outbound
         self._policy = outbound.policy("fhir", origin_of(fhir_base_url))
@@ -205,6 +209,8 @@ class Search:
                 text = outcome_text(resource)
                 if text:
                     self.warnings.append(text)
+            elif self._client.included is not None and (mode == "include" or (mode is None and kind == "Endpoint")):
+                self._client.included.add(entry)
             elif kind == self.resource_type and mode in (None, "match"):
                 resource_id = resource.get("id")
                 if isinstance(resource_id, str):

@@ -10,6 +10,10 @@ Shapes handled (FHIR DSTU2 1.0.2, STU3 3.0.2, R4 4.0.1, R4B 4.3.0, R5 5.0.0 Imag
   DSTU2/STU3 ``accession``, or (R5) ``basedOn[].identifier`` typed ``ACSN``.
 * Modalities: ``modalityList`` (DSTU2/STU3), ``modality`` as Coding (R4/R4B)
   or CodeableConcept (R5), else the series' modalities.
+* Endpoints (:mod:`app.fhir.endpoints`): contained ones resolved here, other
+  references kept in ``endpoint_refs`` for the list to resolve; DSTU2 ``url``.
+* The thumbnail's instance: :func:`app.dicom.representative_instance` over the
+  series (``uid``, ``modality``, ``number``, ``instance[].uid`` / ``number``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from ..dicom import OID_PREFIX, normalize_study_uid
+from ..dicom import OID_PREFIX, SeriesSketch, normalize_study_uid, representative_instance
+from .endpoints import dstu2_dicomweb_base, endpoint_references, resolve_contained
 
 DICOM_UID_SYSTEM = "urn:dicom:uid"
 STUDY_UID_TAGS = {"0020000D", "(0020,000D)", "0020,000D"}
@@ -48,6 +53,18 @@ class StudySummary:
     status: str | None
     body_sites: tuple[str, ...] = ()
     series_descriptions: tuple[str, ...] = ()
+    endpoint_refs: tuple[str, ...] = ()
+    iid_address: str | None = None
+    viewer_base_url: str | None = None
+    dicomweb_base: str | None = None
+    thumbnail_series_uid: str | None = None
+    thumbnail_instance_uid: str | None = None
+    source: str = "fhir"
+    """Optional fields (defaults keep cached lists of earlier versions readable): ``endpoint_refs``: Endpoint
+    references not yet resolved; ``iid_address``: an ``ihe-iid`` Endpoint's address as found; ``viewer_base_url``:
+    that address when its origin is in the registration's ``viewer_origins`` (else ``None``: use ``viewer.base_url``);
+    ``dicomweb_base``: the study's DICOMweb base (``dicom-wado-rs``); ``thumbnail_series_uid`` /
+    ``thumbnail_instance_uid``: the representative instance; ``source``: ``"fhir"`` or ``"qido"``."""
 
     @property
     def viewable(self) -> bool:
@@ -73,14 +90,17 @@ class StudySummary:
         data["modalities"] = list(self.modalities)
         data["body_sites"] = list(self.body_sites)
         data["series_descriptions"] = list(self.series_descriptions)
+        data["endpoint_refs"] = list(self.endpoint_refs)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "StudySummary":
         """Inverse of :meth:`to_json`."""
-        return cls(**{**data, "modalities": tuple(data.get("modalities") or ()),
+        known = {k: v for k, v in data.items() if k in _SUMMARY_FIELDS}
+        return cls(**{**known, "modalities": tuple(data.get("modalities") or ()),
                       "body_sites": tuple(data.get("body_sites") or ()),
-                      "series_descriptions": tuple(data.get("series_descriptions") or ())})
+                      "series_descriptions": tuple(data.get("series_descriptions") or ()),
+                      "endpoint_refs": tuple(data.get("endpoint_refs") or ())})
 
 
 _SUMMARY_FIELDS = tuple(f.name for f in fields(StudySummary))
@@ -239,6 +259,29 @@ def _sort_key(started: Any) -> float | None:
     return None
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def series_sketches(resource: dict) -> list[SeriesSketch]:
+    """The series of an ImagingStudy (any version) as :class:`~app.dicom.SeriesSketch` (UIDs as recorded)."""
+    sketches = []
+    for series in _dicts(resource.get("series")):
+        if not isinstance(series.get("uid"), str):
+            continue
+        codes = [c.get("code") for c in _codings(series.get("modality"))]
+        modality = next((c for c in codes if isinstance(c, str) and c), None)
+        instances = tuple((i["uid"], _int(i.get("number"))) for i in _dicts(series.get("instance"))
+                          if isinstance(i.get("uid"), str))
+        sketches.append(SeriesSketch(series["uid"], modality, _int(series.get("number")), instances))
+    return sketches
+
+
+def started_sort_key(started: Any) -> float | None:
+    """POSIX seconds (UTC when no offset) of a FHIR date/dateTime, for :attr:`StudySummary.started_sort`."""
+    return _sort_key(started)
+
+
 def summarize(resource: dict) -> StudySummary:
     """Read one ImagingStudy (any version's JSON) into a :class:`StudySummary`. Never raises on odd data."""
     uid, problem = study_instance_uid(resource)
@@ -247,6 +290,8 @@ def summarize(resource: dict) -> StudySummary:
         problem = "This study was entered in error in the EHR"
     started = resource.get("started") if isinstance(resource.get("started"), str) else None
     n_series, n_instances = _counts(resource)
+    found, pending = resolve_contained(resource, endpoint_references(resource))
+    representative = representative_instance(series_sketches(resource))
     return StudySummary(
         id=resource.get("id") if isinstance(resource.get("id"), str) else None,
         study_instance_uid=uid, viewer_problem=problem,
@@ -254,7 +299,11 @@ def summarize(resource: dict) -> StudySummary:
         modalities=modalities(resource), description=_description(resource),
         accession_number=accession_number(resource),
         number_of_series=n_series, number_of_instances=n_instances, status=status,
-        body_sites=body_sites(resource), series_descriptions=series_descriptions(resource))
+        body_sites=body_sites(resource), series_descriptions=series_descriptions(resource),
+        endpoint_refs=pending, iid_address=found.iid_address,
+        dicomweb_base=found.dicomweb_base or dstu2_dicomweb_base(resource, uid),
+        thumbnail_series_uid=representative[0] if representative else None,
+        thumbnail_instance_uid=representative[1] if representative else None)
 
 
 def newest_first(studies: Iterable[StudySummary]) -> list[StudySummary]:

@@ -88,8 +88,10 @@ class StudyListLimits:
 
 
 def search_path(patient_id: str, page_size: int) -> str:
-    """Relative search URL for the launch patient's studies, newest first."""
-    return "ImagingStudy?" + urlencode({"patient": patient_id, "_sort": "-started", "_count": page_size})
+    """Relative search URL for the launch patient's studies, newest first, with their Endpoints included
+    (``_include=ImagingStudy:endpoint``, FHIR R4 §3.1.1.5.5; servers that ignore it send none)."""
+    return "ImagingStudy?" + urlencode({"patient": patient_id, "_sort": "-started", "_count": page_size,
+                                        "_include": "ImagingStudy:endpoint"})
 
 
 def subject_id(resource: dict) -> str | None:

@@ -7,12 +7,17 @@ from concurrent.futures import Executor
 
 from ..fhir.client import FhirClient
 from ..fhir.reports import pdf_bytes, report_subject
+from ..fhir.endpoints import IncludedEndpoints
+from ..fhir.errors import FhirHttpError, FhirUnauthorized
 from ..fhir.study_list import StudyList, StudyListLimits, fetch_study_list
 from ..smart.scopes import allows_search
 from .context import LaunchContext
+from .images import LaunchImages, attach_endpoints
+from .qido_list import FALLBACK_STATUSES, fetch_qido_study_list, qido_configured
 
 
-def load_study_list(context: LaunchContext, executor: Executor, *, force: bool = False) -> tuple[StudyList, bool]:
+def load_study_list(context: LaunchContext, executor: Executor, *, force: bool = False,
+                    images: LaunchImages | None = None) -> tuple[StudyList, bool]:
     """``(study_list, fetched)``: the cached list when younger than ``fhir.study_list_ttl_seconds``, else fetched.
 
     A 401 renews the token once (:meth:`LaunchContext.with_token`). When
@@ -20,6 +25,11 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
     (after the response is sent: the clinician does not wait for it). Raises
     the facts of :func:`~app.fhir.study_list.fetch_study_list` and
     :class:`~app.launches.errors.AuthorizationExpired`.
+
+    With ``images`` (:class:`~app.launches.images.LaunchImages`): the studies' Endpoints are resolved
+    (:func:`~app.launches.images.attach_endpoints`), and when the ImagingStudy search answers 404/405/501
+    and the registration maps patient identifiers to a DICOMweb service, the list comes from QIDO-RS
+    (:func:`~app.launches.qido_list.fetch_qido_study_list`).
     """
     fhir = context.settings.fhir
     cached = context.state.study_list
@@ -28,10 +38,27 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
     limits = StudyListLimits(page_size=fhir.page_size, max_pages=fhir.max_pages, max_studies=fhir.max_studies,
                              deadline_seconds=fhir.list_deadline_seconds)
     state = context.state
-    study_list = context.with_token(lambda token: fetch_study_list(
-        FhirClient(state.iss, token, context.outbound), state.patient, limits, executor,
-        want_banner=state.grant.need_patient_banner,
-        want_reports=allows_search(state.grant.scope, "DiagnosticReport")))
+    want_banner = state.grant.need_patient_banner
+    want_reports = allows_search(state.grant.scope, "DiagnosticReport")
+
+    def fetch(token: str) -> StudyList:
+        included = IncludedEndpoints() if images is not None else None
+        client = FhirClient(state.iss, token, context.outbound, included=included)
+        try:
+            study_list = fetch_study_list(client, state.patient, limits, executor, want_banner=want_banner,
+                                          want_reports=want_reports)
+        except FhirUnauthorized:
+            raise
+        except FhirHttpError as exc:
+            if images is None or exc.resource_type != "ImagingStudy" or exc.status not in FALLBACK_STATUSES \
+                    or not qido_configured(context.ehr.dicomweb):
+                raise
+            return fetch_qido_study_list(context, client, images, limits, executor, want_banner=want_banner)
+        if images is None:
+            return study_list
+        return attach_endpoints(study_list, included, client, context.ehr, images.endpoint_reader)
+
+    study_list = context.with_token(fetch)
     return study_list, True
 
 

@@ -50,6 +50,9 @@ class SmartConfiguration:
     authorization_response_iss_parameter_supported: bool = False
     jwks_uri: str | None = None
     scopes_supported: frozenset[str] = frozenset()
+    associated_endpoints: tuple[str, ...] = ()
+    """SMART 2.2 §Conformance ``associated_endpoints[].url``: other services that accept this server's access
+    tokens (e.g. a DICOMweb base), absolute http(s) URLs without a trailing slash."""
 
     @property
     def supports_openid(self) -> bool:
@@ -71,6 +74,18 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 def _dicts(value: Any) -> list[dict]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _associated_endpoints(value: Any) -> tuple[str, ...]:
+    """``associated_endpoints[].url`` (SMART 2.2 §Conformance): absolute http(s) URLs, printable, at most 2048
+    characters, trailing slash removed; at most 32; anything else skipped."""
+    urls = []
+    for item in _dicts(value)[:32]:
+        url = item.get("url")
+        if isinstance(url, str) and 0 < len(url) <= 2048 and url.isprintable() and \
+                url.lower().startswith(("https://", "http://")):
+            urls.append(url.rstrip("/"))
+    return tuple(urls)
 
 
 class SmartDiscovery:
@@ -156,7 +171,8 @@ class SmartDiscovery:
                 "authorization_response_iss_parameter_supported") is True,
             jwks_uri=urljoin(base_dir(iss), jwks_uri) if isinstance(jwks_uri, str) and 0 < len(jwks_uri) <= 2048
             and jwks_uri.isprintable() else None,
-            scopes_supported=frozenset(_strings(body.get("scopes_supported"))))
+            scopes_supported=frozenset(_strings(body.get("scopes_supported"))),
+            associated_endpoints=_associated_endpoints(body.get("associated_endpoints")))
 
     @staticmethod
     def _from_capability_statement(iss: str, body: dict | None) -> SmartConfiguration | None:

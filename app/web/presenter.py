@@ -181,12 +181,20 @@ def display_options(viewer: ViewerSettings) -> DisplayOptions:
     return DisplayOptions(viewer.viewer_type, viewer.diagnostic_quality, viewer.key_images_only)
 
 
+def viewer_base(viewer: ViewerSettings, studies: list[StudySummary]) -> str:
+    """The IID display for ``studies``: their own allowlisted ``ihe-iid`` Endpoint when they all name the same one
+    (FHIR R4 ImagingStudy.endpoint), else the registration's ``viewer.base_url``."""
+    own = {s.viewer_base_url for s in studies}
+    return own.pop() if len(own) == 1 and None not in own else viewer.base_url
+
+
 def viewer_url_for(viewer: ViewerSettings, studies: list[StudySummary]) -> str | None:
     """RAD-106 STUDY request for the viewable studies among ``studies`` (all from the launch's list), else ``None``."""
-    uids = [s.study_instance_uid for s in studies if s.viewable]
-    if not uids:
+    viewable = [s for s in studies if s.viewable]
+    if not viewable:
         return None
-    return study_request(viewer.base_url, study_uids=uids, options=display_options(viewer))
+    return study_request(viewer_base(viewer, viewable), study_uids=[s.study_instance_uid for s in viewable],
+                         options=display_options(viewer))
 
 
 def patient_viewer_url(viewer: ViewerSettings, study_list: StudyList) -> str | None:
@@ -247,15 +255,16 @@ def _row(study: StudySummary, studies: list[StudySummary], page_url: str, viewer
          age: str = "") -> StudyRow:
     """One row, with its prior when the study can be viewed and has one, and its report."""
     extra = {"report": report, "reports_available": reports_available, "age_text": age}
-    viewer_url = study_request(viewer.base_url, study_uids=[study.study_instance_uid], options=options) \
+    viewer_url = study_request(viewer_base(viewer, [study]), study_uids=[study.study_instance_uid], options=options) \
         if study.viewable else None
     prior = prior_of(study, studies) if viewer_url else None
     if prior is None or not prior.id or not study.id:
         return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, **extra)
     return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, prior,
                     _study_href(page_url, [study.id, prior.id]),
-                    study_request(viewer.base_url, study_uids=[study.study_instance_uid, prior.study_instance_uid],
-                                  options=options), **extra)
+                    study_request(viewer_base(viewer, [study, prior]),
+                                  study_uids=[study.study_instance_uid, prior.study_instance_uid], options=options),
+                    **extra)
 
 
 def relative_age(then: datetime, now: datetime) -> str:

@@ -73,7 +73,9 @@ def in_iframe() -> bool:
 
 def content_security_policy(settings: Settings, frame_ancestors: tuple[str, ...]) -> str:
     """The CSP header value for the app's pages, framed by ``frame_ancestors`` (and the app itself)."""
-    viewer = origin_string(settings.viewer.base_url) if settings.viewer.frameable else "'none'"
+    viewers = dict.fromkeys([origin_string(settings.viewer.base_url),
+                             *(o for ehr in settings.ehrs for o in ehr.viewer_origins)])
+    viewer = " ".join(viewers) if settings.viewer.frameable else "'none'"
     ancestors = " ".join(("'self'",) + frame_ancestors)
     return "; ".join((
         "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
@@ -98,5 +100,5 @@ def install_security_headers(app: Flask, settings: Settings) -> None:
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
         if not request.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store"
+            response.headers["Cache-Control"] = g.get("cache_control", "no-store")  # a view may allow private caching
         return response

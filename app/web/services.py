@@ -9,6 +9,7 @@ from flask import current_app
 
 from ..config import Settings
 from ..outbound import OutboundClient
+from ..launches.images import LaunchImages
 from ..launches.store import LaunchStore
 from ..audit import AuditEventBuilder, AuditTrail
 from ..smart.discovery import SmartDiscovery
@@ -22,7 +23,7 @@ class Services:
     """``settings`` (the registration), ``outbound`` (the one way out), ``discovery`` (cached per ``iss``),
     ``store`` (launches), ``executor`` (concurrent FHIR reads of one request), ``jwks`` (id_token keys),
     ``audit`` / ``audit_events`` (the audit trail and its event builder), ``app_jwks`` (the app's public JWK Set
-    for ``private_key_jwt``)."""
+    for ``private_key_jwt``), ``images`` (DICOMweb access and thumbnails, :class:`~app.launches.images.LaunchImages`)."""
 
     settings: Settings
     outbound: OutboundClient
@@ -33,6 +34,7 @@ class Services:
     audit: AuditTrail = field(default_factory=lambda: AuditTrail([]))
     audit_events: AuditEventBuilder = field(default_factory=AuditEventBuilder)
     app_jwks: dict = field(default_factory=lambda: {"keys": []})
+    images: LaunchImages | None = None
 
 
 def services() -> Services:

@@ -7,6 +7,7 @@ Routes
 ``GET /callback?code=…&state=…``  OAuth2 redirect (SMART 2.2 §Obtain authorization code, response)
 ``GET /l/<launch_id>/``           the patient's studies; ``study`` (repeatable) selects what the viewer shows
 ``GET /l/<launch_id>/matches``    ids of the studies matching ``q`` / ``modality`` (the list's live filter)
+``GET /l/<launch_id>/studies/<study_id>/thumbnail``  a study of the launch's list as a small JPEG (DICOMweb)
 ``GET /.well-known/jwks.json``    the app's public keys (``private_key_jwt`` registrations; RFC 7517 JWK Set)
 ``GET /l/<launch_id>/reports/<id>.pdf``  a report's PDF, read with the launch's token
 ``GET /healthz``                  liveness (answered before Flask: see ``app/__init__.py``)
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, Response, after_this_request, redirect, render_template, request, url_for
+from flask import Blueprint, Response, after_this_request, g, redirect, render_template, request, url_for
 
 from ..fhir.study_list import StudyList
 from ..launches.context import LaunchContext
@@ -31,7 +32,7 @@ from ..smart.errors import AuthorizationResponseMismatch
 from ..smart.scopes import allows_search
 from ..urls import origin_string
 from .errors import ErrorPage, PageError, bad_launch_request, unknown_iss
-from .identity import (audit_launch, audit_study_list, audit_viewer, header_context, show_in_header,
+from .identity import (actor_for, audit_launch, audit_study_list, audit_viewer, header_context, show_in_header,
                        signed_in_user)
 from .presenter import DISPLAY_ROWS, build_study_list_page
 from .search import StudyQuery
@@ -187,7 +188,8 @@ def _launch_list(launch_id: str) -> tuple[LaunchContext, StudyList]:
     svc = services()
     context = LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, browser_binding())
     frame_launch(context.ehr)
-    study_list, fetched = load_study_list(context, svc.executor, force=request.args.get("refresh") == "1")
+    study_list, fetched = load_study_list(context, svc.executor, force=request.args.get("refresh") == "1",
+                                          images=svc.images)
     show_in_header(context.state)
     if fetched:
         metrics.STUDIES_PER_LIST.observe(len(study_list.studies))
@@ -239,6 +241,24 @@ def report_pdf(launch_id: str, report_id: str):
                                   "Try again, or open the report in the EHR."))
     return Response(pdf, content_type="application/pdf", headers={
         "Content-Disposition": 'inline; filename="report.pdf"'})
+
+
+@bp.get("/l/<launch_id>/studies/<study_id>/thumbnail")
+def thumbnail(launch_id: str, study_id: str):
+    """A thumbnail of a study in this launch's list (fetched server-side, :mod:`app.launches.images`), ``image/jpeg``
+    with ``Cache-Control: private, max-age=<dicomweb.thumbnail_ttl_seconds>``; 404 when there is none."""
+    svc = services()
+    context = LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, browser_binding())
+    study_list = context.state.study_list or _launch_list(launch_id)[1]
+    study = study_list.find(study_id)
+    image = svc.images.thumbnail(context, study) if study is not None else None
+    if image is None:
+        return "", 404, {"Content-Type": "text/plain"}
+    if svc.audit.enabled:
+        svc.audit.record(svc.audit_events.thumbnail_read(actor_for(context.state.iss, context.ehr, context.state.user),
+                                                         context.state.patient, study.study_instance_uid))
+    g.cache_control = f"private, max-age={svc.images.ttl(context)}"
+    return image.content, 200, {"Content-Type": image.media_type}
 
 
 def relaunch_url_for(exc: BaseException) -> str | None:

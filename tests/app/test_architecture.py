@@ -13,7 +13,7 @@ import pytest
 
 APP = Path(__file__).resolve().parents[2] / "app"
 RANK = {"config": 0, "urls": 0, "dicom": 0, "http": 0, "outbound": 0,
-        "smart": 1, "fhir": 1, "display": 1, "audit": 1, "observability": 1, "launches": 2, "web": 3, "__init__": 4,
+        "smart": 1, "fhir": 1, "display": 1, "audit": 1, "observability": 1, "dicomweb": 1, "launches": 2, "web": 3, "__init__": 4,
         "__main__": 4, "cli": 4}
 
 

@@ -54,3 +54,22 @@ class StudyListPageTest(TestCase):
         page = self.get_context_variable("page")
         self.assertEqual([r.study.id for r in page.rows], ["is-mr"])
         self.assertEqual((page.matching, page.more, page.complete), (1, 0, False))
+
+
+def test_a_studys_own_allowlisted_viewer_is_used_and_mixed_comparisons_use_the_registered_one():
+    from dataclasses import replace
+
+    from app.config import ViewerSettings
+    from app.fhir.imaging import summarize
+    from app.fhir.study_list import StudyList
+    from app.web.presenter import build_study_list_page
+    from app.web.search import StudyQuery
+    own = "https://pacs-b.example.org/IHEInvokeImageDisplay"
+    a = replace(summarize(study("is-a", UID_A, "2024-03-01T10:00:00Z")), viewer_base_url=own)
+    b = summarize(study("is-b", UID_B, "2023-03-01T10:00:00Z"))
+    page = build_study_list_page(
+        launch_id="L", patient_id=PATIENT, study_list=StudyList(studies=[a, b], banner=None), show_banner=False,
+        viewer=ViewerSettings(base_url=VIEWER), query=StudyQuery(), requested_ids=["is-a", "is-b"], show=200,
+        page_url="/l/L/")
+    assert [r.viewer_url.split("?")[0] for r in page.rows] == [own, VIEWER]
+    assert page.viewer_url.startswith(f"{VIEWER}?requestType=STUDY&studyUID={UID_A}%2C{UID_B}")

@@ -1,0 +1,103 @@
+"""Images at a glance against the live sandbox EHR: Endpoints included, thumbnails with the SMART token (the
+sandbox's DICOMweb is in its associated_endpoints), and the QIDO-RS list when ImagingStudy is hidden."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from app import create_app
+from sandbox import create_app as create_sandbox
+from sandbox.records import MRN_SYSTEM, PATIENT_ID_ISSUER_OID
+from tests.app.test_end_to_end import APP_ORIGIN, SandboxDriver, _ids
+from tests.support import live_server, sandbox_registration
+
+PT_1001_COUNT = 10  # the sandbox PACS's studies of pt-1001 (sandbox/README.md, DICOMweb)
+
+
+def _sandbox(**config):
+    return live_server(lambda port: create_sandbox({"PUBLIC_BASE_URL": f"http://localhost:{port}",
+                                                     "APP_ORIGIN": APP_ORIGIN, **config}))
+
+
+@pytest.fixture(scope="module")
+def sandbox_base():
+    with _sandbox() as port:
+        yield f"http://localhost:{port}"
+
+
+@pytest.fixture(scope="module")
+def hidden_base():
+    with _sandbox(HIDE_IMAGINGSTUDY=True) as port:
+        yield f"http://localhost:{port}"
+
+
+def _driver(base: str, tmp_path, **ehr_extra) -> SandboxDriver:
+    doc = sandbox_registration(APP_ORIGIN, base, fhir={"page_size": 100, "connect_timeout": 2, "read_timeout": 10},
+                               **ehr_extra)
+    doc["ehrs"][0]["scopes"] = ["online_access", "patient/Endpoint.rs"]
+    app = create_app(doc, secret_key="images", store_path=tmp_path / "launches.sqlite3")
+    return SandboxDriver(app.test_client(), base)
+
+
+def _launch_id(page: str) -> str:
+    return re.search(r'data-launch-id="([^"]+)"', page).group(1)
+
+
+def _thumbnail_urls(page: str) -> list[str]:
+    return re.findall(r'<img class="study-thumbnail" data-thumbnail src="([^"]+)" loading="lazy"', page)
+
+
+def test_the_list_shows_lazy_thumbnails_served_with_the_smart_token(sandbox_base, tmp_path):
+    ehr = _driver(sandbox_base, tmp_path)
+    page = ehr.launch_to_list("pt-1001")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    launch = _launch_id(html)
+    urls = _thumbnail_urls(html)
+    assert len(urls) == PT_1001_COUNT  # studies the PACS holds, each with a UID
+    assert urls[0].startswith(f"/l/{launch}/studies/") and urls[0].endswith("/thumbnail")
+    assert 'width="64" height="64" alt="Preview of ' in html
+    assert "thumbnails.js" in html
+    response = ehr.client.get(urls[0])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.headers["Cache-Control"] == "private, max-age=300"
+    assert "img-src 'self'" in response.headers["Content-Security-Policy"]
+    image = Image.open(io.BytesIO(response.data))
+    assert image.format == "JPEG" and max(image.size) <= 128
+    low, high = image.convert("L").getextrema()
+    assert high - low > 50  # real pixels, not a blank box
+
+
+def test_a_study_outside_the_launchs_list_gets_no_thumbnail(sandbox_base, tmp_path):
+    ehr = _driver(sandbox_base, tmp_path)
+    html = ehr.launch_to_list("pt-1001").get_data(as_text=True)
+    launch = _launch_id(html)
+    other = _driver(sandbox_base, tmp_path / "b").launch_to_list("pt-1002").get_data(as_text=True)
+    other_study = _ids(other)[0]
+    assert ehr.client.get(f"/l/{launch}/studies/{other_study}/thumbnail").status_code == 404
+    assert ehr.client.get(f"/l/{launch}/studies/nope/thumbnail").status_code == 404
+
+
+def test_without_imagingstudy_the_list_comes_from_qido_rs(hidden_base, tmp_path):
+    dicomweb = {"base_url": f"{hidden_base}/dicomweb",
+                "patient_identifiers": [{"system": MRN_SYSTEM, "issuer_of_patient_id": PATIENT_ID_ISSUER_OID}]}
+    ehr = _driver(hidden_base, tmp_path, dicomweb=dicomweb)
+    page = ehr.launch_to_list("pt-1001")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200, html[:500]
+    ids = _ids(html)
+    assert len(ids) == PT_1001_COUNT and all(re.fullmatch(r"[0-9.]+", i) for i in ids)  # Study Instance UIDs
+    assert f"these studies come from the PACS at {hidden_base}" in html
+    assert "another patient" not in html
+    response = ehr.client.get(_thumbnail_urls(html)[0])
+    assert (response.status_code, response.headers["Content-Type"]) == (200, "image/jpeg")
+
+
+def test_without_imagingstudy_and_without_a_mapping_the_error_stays(hidden_base, tmp_path):
+    page = _driver(hidden_base, tmp_path).launch_to_list("pt-1001")
+    assert page.status_code == 502  # the ImagingStudy search failure page, as before
