@@ -25,6 +25,7 @@ from .audit import AUDIT_LIMITS, AuditEventBuilder, AuditTrail, FhirAuditSink, J
 from .config import PROJECT_ROOT, ConfigError, Settings, load_settings, parse_settings
 from .outbound import OutboundClient
 from .dicomweb.service import DICOMWEB_LIMITS
+from .launches.bulkheads import EhrBulkheads
 from .launches.errors import StoreUnavailable
 from .launches.images import LaunchImages
 from .observability import metrics
@@ -156,7 +157,9 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
                            executor=ContextThreadPoolExecutor(max_workers=8, thread_name_prefix="fhir"),
                            jwks=JwksCache(outbound), audit=_audit_trail(settings, outbound),
                            audit_events=AuditEventBuilder(settings.audit.source), app_jwks=published_jwks(client_keys),
-                           images=LaunchImages(discovery, outbound)))
+                           images=LaunchImages(discovery, outbound),
+                           bulkheads=EhrBulkheads(settings.fhir.max_concurrent_lists_per_ehr,
+                                                  settings.fhir.busy_wait_seconds)))
     register_endpoints(app, ready_check=lambda: store.reload("readyz-probe"),
                        metrics_enabled=settings.observability.metrics_enabled, allowlist=allowlist)
     app.wsgi_app = _Liveness(app.wsgi_app)

@@ -165,6 +165,8 @@ class FhirSettings:
     max_page_bytes: int = 8 * 1024 * 1024
     deadline_seconds: float = 30.0
     list_deadline_seconds: float = 60.0
+    max_concurrent_lists_per_ehr: int | None = 4
+    busy_wait_seconds: float = 5.0
     connect_timeout: float = 3.05
     read_timeout: float = 20.0
     study_list_ttl_seconds: int = 60

@@ -61,3 +61,14 @@ class StoreUnavailable(LaunchError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class EhrBusy(LaunchError):
+    """This EHR already has as many list requests in progress here as the app allows (it is answering slowly).
+
+    ``retry_after``: seconds to wait before trying again.
+    """
+
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
+        self.retry_after = retry_after

@@ -11,13 +11,15 @@ from ..fhir.endpoints import IncludedEndpoints
 from ..fhir.errors import FhirHttpError, FhirUnauthorized
 from ..fhir.study_list import StudyList, StudyListLimits, fetch_study_list
 from ..smart.scopes import allows_search
+from .bulkheads import EhrBulkheads
 from .context import LaunchContext
 from .images import LaunchImages, attach_endpoints
 from .qido_list import FALLBACK_STATUSES, fetch_qido_study_list, qido_configured
 
 
 def load_study_list(context: LaunchContext, executor: Executor, *, force: bool = False,
-                    images: LaunchImages | None = None) -> tuple[StudyList, bool]:
+                    images: LaunchImages | None = None,
+                    bulkheads: EhrBulkheads | None = None) -> tuple[StudyList, bool]:
     """``(study_list, fetched)``: the cached list when younger than ``fhir.study_list_ttl_seconds``, else fetched.
 
     A 401 renews the token once (:meth:`LaunchContext.with_token`). When
@@ -30,6 +32,9 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
     (:func:`~app.launches.images.attach_endpoints`), and when the ImagingStudy search answers 404/405/501
     and the registration maps patient identifiers to a DICOMweb service, the list comes from QIDO-RS
     (:func:`~app.launches.qido_list.fetch_qido_study_list`).
+
+    With ``bulkheads``, the fetch holds one of the EHR's slots (:mod:`app.launches.bulkheads`;
+    :class:`~app.launches.errors.EhrBusy` when none frees in time).
     """
     fhir = context.settings.fhir
     cached = context.state.study_list
@@ -58,8 +63,10 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
             return study_list
         return attach_endpoints(study_list, included, client, context.ehr, images.endpoint_reader)
 
-    study_list = context.with_token(fetch)
-    return study_list, True
+    if bulkheads is None:
+        return context.with_token(fetch), True
+    with bulkheads.slot(state.iss, retry_after=int(fhir.deadline_seconds)):
+        return context.with_token(fetch), True
 
 
 def report_pdf_bytes(context: LaunchContext, report_id: str, index: int) -> bytes | None:

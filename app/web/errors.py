@@ -22,7 +22,7 @@ from ..fhir.errors import FhirBadContent, FhirError, FhirHttpError, FhirRedirect
 from ..outbound import (InvalidJson, MalformedResponse, OutboundError, RedirectRefused, RefusedTarget,
                         ResponseTooLarge, UnexpectedContentType, UpstreamTimeout, UpstreamUnreachable)
 from ..launches.errors import (AuthorizationExpired, BrowserMismatch, LaunchNotFound, RegistrationRemoved,
-                               StateNotRecognised, StoreUnavailable, TooManyPendingLaunches)
+                               StateNotRecognised, StoreUnavailable, TooManyPendingLaunches, EhrBusy)
 from ..smart.id_token import InvalidIdToken
 from ..smart.errors import (AuthorizationRefused, AuthorizationResponseMismatch, DiscoveryFailed,
                             InvalidTokenResponse, NoPatientContext, TokenEndpointError)
@@ -248,6 +248,11 @@ def describe(exc: BaseException) -> ErrorPage:
         return ErrorPage(429, "Too many sign-ins in progress",
                          "This browser has started more launches than the app holds at once.",
                          f"Finish or close the other sign-in windows, then try again in {exc.retry_after} seconds.",
+                         headers=(("Retry-After", str(exc.retry_after)),))
+    if isinstance(exc, EhrBusy):
+        return ErrorPage(503, "The EHR is answering slowly",
+                         "The app is already waiting for this EHR on as many requests as it allows.",
+                         f"Try again in {exc.retry_after} seconds. If it keeps happening, tell your EHR administrator.",
                          headers=(("Retry-After", str(exc.retry_after)),))
     if isinstance(exc, StoreUnavailable):
         log.error("launch store unavailable: %s", exc.problem)

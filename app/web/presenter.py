@@ -181,6 +181,14 @@ def display_options(viewer: ViewerSettings) -> DisplayOptions:
     return DisplayOptions(viewer.viewer_type, viewer.diagnostic_quality, viewer.key_images_only)
 
 
+def study_for_report(study_list: StudyList, report_id: str | None) -> str | None:
+    """The id of the study ``DiagnosticReport/<report_id>`` reports on (``fhirContext`` of the launch), else ``None``."""
+    if not report_id:
+        return None
+    return next((study_id for study_id, report in reports_by_study(study_list.studies, study_list.reports).items()
+                 if report.id == report_id), None)
+
+
 def viewer_base(viewer: ViewerSettings, studies: list[StudySummary]) -> str:
     """The IID display for ``studies``: their own allowlisted ``ihe-iid`` Endpoint when they all name the same one
     (FHIR R4 ImagingStudy.endpoint), else the registration's ``viewer.base_url``."""

@@ -10,6 +10,7 @@ from flask import current_app
 from ..config import Settings
 from ..outbound import OutboundClient
 from ..launches.images import LaunchImages
+from ..launches.bulkheads import EhrBulkheads
 from ..launches.store import LaunchStore
 from ..audit import AuditEventBuilder, AuditTrail
 from ..smart.discovery import SmartDiscovery
@@ -23,7 +24,8 @@ class Services:
     """``settings`` (the registration), ``outbound`` (the one way out), ``discovery`` (cached per ``iss``),
     ``store`` (launches), ``executor`` (concurrent FHIR reads of one request), ``jwks`` (id_token keys),
     ``audit`` / ``audit_events`` (the audit trail and its event builder), ``app_jwks`` (the app's public JWK Set
-    for ``private_key_jwt``), ``images`` (DICOMweb access and thumbnails, :class:`~app.launches.images.LaunchImages`)."""
+    for ``private_key_jwt``), ``images`` (DICOMweb access and thumbnails, :class:`~app.launches.images.LaunchImages`),
+    ``bulkheads`` (how many lists one EHR may be fetching at once, :mod:`app.launches.bulkheads`)."""
 
     settings: Settings
     outbound: OutboundClient
@@ -35,6 +37,7 @@ class Services:
     audit_events: AuditEventBuilder = field(default_factory=AuditEventBuilder)
     app_jwks: dict = field(default_factory=lambda: {"keys": []})
     images: LaunchImages | None = None
+    bulkheads: EhrBulkheads | None = None
 
 
 def services() -> Services:

@@ -32,9 +32,10 @@ from ..smart.errors import AuthorizationResponseMismatch
 from ..smart.scopes import allows_search
 from ..urls import origin_string
 from .errors import ErrorPage, PageError, bad_launch_request, unknown_iss
+from ..audit.events import MINOR_FAILURE
 from .identity import (actor_for, audit_launch, audit_study_list, audit_viewer, header_context, show_in_header,
                        signed_in_user)
-from .presenter import DISPLAY_ROWS, build_study_list_page
+from .presenter import DISPLAY_ROWS, build_study_list_page, study_for_report
 from .search import StudyQuery
 from .security import browser_binding, ensure_browser_binding, frame_launch, in_iframe, rotate_browser_binding
 from .services import services
@@ -139,7 +140,9 @@ def callback(registration: str | None = None):
     audit_launch(claimed.state.iss, active)
     svc.store.activate(claimed.id, active, svc.settings.launch_lifetime_seconds,
                        new_browser_id=rotate_browser_binding())
-    query = {"study": active.grant.preselected_study_id} if active.grant.preselected_study_id else {}
+    reports = active.grant.context_references("DiagnosticReport")
+    query = {"study": active.grant.preselected_study_id} if active.grant.preselected_study_id else \
+        {"report": reports[0].id} if reports else {}  # fhirContext: the study that report is about
     return redirect(url_for("views.studies", launch_id=claimed.id, **query), 303)
 
 
@@ -189,7 +192,7 @@ def _launch_list(launch_id: str) -> tuple[LaunchContext, StudyList]:
     context = LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, browser_binding())
     frame_launch(context.ehr)
     study_list, fetched = load_study_list(context, svc.executor, force=request.args.get("refresh") == "1",
-                                          images=svc.images)
+                                          images=svc.images, bulkheads=svc.bulkheads)
     show_in_header(context.state)
     if fetched:
         metrics.STUDIES_PER_LIST.observe(len(study_list.studies))
@@ -209,7 +212,9 @@ def studies(launch_id: str):
         launch_id=launch_id, patient_id=context.state.patient, study_list=study_list,
         show_banner=context.state.grant.need_patient_banner, viewer=services().settings.viewer,
         query=StudyQuery.from_args(request.args.get("modality"), request.args.get("q")),
-        requested_ids=request.args.getlist("study"), show=_int_arg("show", DISPLAY_ROWS, DISPLAY_ROWS, 100_000),
+        requested_ids=request.args.getlist("study") or [i for i in [study_for_report(
+            study_list, request.args.get("report"))] if i],
+        show=_int_arg("show", DISPLAY_ROWS, DISPLAY_ROWS, 100_000),
         page_url=url_for("views.studies", launch_id=launch_id), show_all=request.args.get("all") == "1")
     fhir = services().settings.fhir
     audit_study_list(context.state, context.ehr, len(study_list.studies),
@@ -236,6 +241,11 @@ def report_pdf(launch_id: str, report_id: str):
         raise PageError(ErrorPage(404, "Report not found", "This report is not among the patient's reports.",
                                   "Go back to the study list."))
     pdf = report_pdf_bytes(context, report_id, summary.pdf_index)
+    svc = services()
+    if svc.audit.enabled:
+        svc.audit.record(svc.audit_events.report_read(actor_for(context.state.iss, context.ehr, context.state.user),
+                                                      context.state.patient, f"DiagnosticReport/{report_id}",
+                                                      **({} if pdf is not None else {"outcome": MINOR_FAILURE})))
     if pdf is None:
         raise PageError(ErrorPage(502, "The report could not be shown", "The EHR's PDF could not be read.",
                                   "Try again, or open the report in the EHR."))

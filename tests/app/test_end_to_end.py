@@ -280,3 +280,11 @@ def test_two_launches_in_one_cookie_jar_keep_their_patients(ehr):
         b = ehr.client.get(f"/l/{lid_b}/?refresh=1").get_data(as_text=True)
         assert 'data-patient-id="pt-1002"' in a and _ids(a) == ["is-1002-ct"]
         assert 'data-patient-id="pt-1006"' in b and set(_ids(b)) == {"example", "example-xr"}
+
+
+def test_a_diagnostic_report_in_fhir_context_opens_the_study_it_reports_on(ehr):
+    page = ehr.launch_to_list("pt-1001", fhir_context=["DiagnosticReport/dr-1001-ct"]).get_data(as_text=True)
+    match = re.search(r'<iframe id="viewer-frame"[^>]*src="([^"]+)"', page)
+    assert match is not None
+    ct_uid = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True).StudyInstanceUID
+    assert query_of(match.group(1).replace("&amp;", "&"))["studyUID"] == ct_uid

@@ -436,3 +436,35 @@ def test_a_store_corrupted_at_run_time_gives_503(tmp_path, hostile):
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     assert "cannot reach its launch store" in response.text
+
+
+def test_a_slow_ehr_takes_at_most_its_slots_and_a_healthy_ehr_is_served_meanwhile(tmp_path, hostile):
+    """Bulkhead: 3 loads hold the slow EHR's 2 slots and the 3rd waits, then gets 503; another EHR answers at once."""
+    import threading
+    healthy = HostileEhr()
+    try:
+        def slow(conn):
+            time.sleep(1.5)  # within read_timeout (2 s)
+            conn.sendall(json_response(_bundle([_study()]), content_type="application/fhir+json"))
+
+        hostile.routes["/fhir/ImagingStudy"] = lambda r: slow
+        app = _app(tmp_path, {"name": "Slow", "iss": hostile.iss, "client_id": "imaging-app"},
+                   {"name": "Healthy", "iss": healthy.iss, "client_id": "imaging-app"},
+                   fhir={"max_concurrent_lists_per_ehr": 2, "busy_wait_seconds": 0.5, "deadline_seconds": 5})
+        statuses: list[int] = []
+
+        def load():
+            statuses.append(_launch_list(app.test_client(), hostile).status_code)
+
+        threads = [threading.Thread(target=load) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.7)  # two loads hold the slow EHR's slots; the third has given up (0.5 s wait)
+        started = time.monotonic()
+        assert _launch_list(app.test_client(), healthy).status_code == 200
+        assert time.monotonic() - started < 1.5  # not behind the slow EHR's queue
+        for thread in threads:
+            thread.join(timeout=10)
+        assert sorted(statuses) == [200, 200, 503]
+    finally:
+        healthy.close()
