@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,14 +194,41 @@ class Environment:
         return argv + [entry]
 
     @contextmanager
+    def redis(self) -> Iterator[str | None]:
+        """A throwaway ``redis-server`` on a free loopback port (no persistence): its URL, or ``None`` when absent."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            yield None
+            return
+        port = procs.free_port()
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.workdir)]
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+    @contextmanager
     def gunicorn_app(self, document: dict, name: str, *, workers: int = 2, worker_class: str = "gthread",
-                     threads: int = 8) -> Iterator[AppProcess]:
-        """``gunicorn 'app:create_app()'`` configured by environment, as in production (no access log)."""
+                     threads: int = 8, store_url: str | None = None) -> Iterator[AppProcess]:
+        """``gunicorn 'app:create_app()'`` configured by environment, as in production (no access log).
+
+        ``store_url``: ``LAUNCH_STORE_URL`` (e.g. a ``redis://`` store); default a SQLite file of the run.
+        """
         reg = self._registration_file(document, name)
         store = self.workdir / f"{name}.sqlite3"
         argv = self._gunicorn_argv("app:create_app()", workers, worker_class, threads)
         env = {"SMART_LAUNCH_CONFIG": str(reg), "SECRET_KEY": SECRET_KEY, "LAUNCH_STORE_PATH": str(store),
-               **self.certs.client_env()}
+               **({"LAUNCH_STORE_URL": store_url} if store_url else {}), **self.certs.client_env()}
         with procs.server(argv, f"{self.app_origin}/healthz", env=env,
                           log_path=self.workdir / f"{name}.log") as process:
             yield AppProcess(self.app_origin, process.pid, self.workdir, process.pid)

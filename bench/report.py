@@ -198,6 +198,8 @@ def throughput_rows(data: dict) -> list[Row]:
         kind = "cached, re-opened" if level["ttl_seconds"] else "re-queried through the proxy"
         shape = f"{level['worker_class']} 2×{level['threads']}" if level["worker_class"] == "gthread" \
             else f"{level['worker_class']} 2"
+        if level.get("store", "sqlite") != "sqlite":
+            shape += f" · {level['store']} store"
         checks, target = {}, "—"
         if level["clients"] == TARGET_CLIENTS and level["ttl_seconds"]:
             target = f"≥ {RPS_TARGET:.0f} req/s · p99 < {P99_TARGET_MS:.0f} ms"
@@ -214,7 +216,8 @@ def throughput_rows(data: dict) -> list[Row]:
             f"{', '.join(str(v) for v in by_worker.values()) or '-'})"))
     for level in data["levels"]:
         by_patient = {p: v for p, v in (level.get("by_patient") or {}).items() if v["requests"]}
-        if level["clients"] == TARGET_CLIENTS and level["ttl_seconds"] and by_patient:
+        if level["clients"] == TARGET_CLIENTS and level["ttl_seconds"] and by_patient \
+                and level.get("store", "sqlite") == "sqlite":
             slowest = max(by_patient, key=lambda p: by_patient[p]["p50_ms"])
             label = f"{level['worker_class']} · TTL {level['ttl_seconds']} · {level['clients']} clients, by patient"
             rows.append(Row(

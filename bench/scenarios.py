@@ -22,7 +22,7 @@ import ssl
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 
 import requests
@@ -74,6 +74,7 @@ class Plan:
     level_seconds: float = 8.0
     max_requests: int = 50_000
     worker_classes: tuple[str, ...] = ("gthread", "sync")
+    redis_clients: int = 64  # one level with the Redis launch store (0: skipped)
     threads: int = 8
     requeried_clients: int = 64  # TTL 0 through the proxy: how a worker class copes with waits (gthread only)
     hostile_deadlines: tuple[float, ...] = (30.0, 5.0)  # fhir.deadline_seconds of the trickle runs (30 = default)
@@ -84,7 +85,7 @@ class Plan:
         """Under a minute: fewer repetitions and sizes, 3 s load levels, gthread only."""
         return cls(cold_runs=1, warm_per_cold=3, baseline_launches=2, history_sizes=(10, 1000, 5000),
                    history_reps=1, baseline_sizes=(10, 1000), reopens=3, launches=7, client_levels=(64,),
-                   level_seconds=3.0, worker_classes=("gthread",), requeried_clients=0,
+                   level_seconds=3.0, worker_classes=("gthread",), requeried_clients=0, redis_clients=0,
                    hostile_deadlines=(5.0,), hostile_pending_seconds=5.0)
 
 
@@ -337,30 +338,45 @@ def _measure_level(env: Environment, ehr: Sandbox, app, targets: list[load.Targe
 def throughput(env: Environment, plan: Plan, ehr: Sandbox, log=print) -> dict:
     """Sections 3–5: gunicorn (2 workers) with ``plan.launches`` launches of the mix (up to 5,000 studies):
     re-opened lists (TTL 60, cached) per worker class, then TTL 0 (re-queried through the proxy), gthread."""
-    configs = [(worker_class, 60, plan.client_levels) for worker_class in plan.worker_classes]
+    configs = [(worker_class, 60, plan.client_levels, "sqlite") for worker_class in plan.worker_classes]
+    if plan.redis_clients:
+        configs.append(("gthread", 60, (plan.redis_clients,), "redis"))
     if plan.requeried_clients:
-        configs.append(("gthread", 0, (plan.requeried_clients,)))
+        configs.append(("gthread", 0, (plan.requeried_clients,), "sqlite"))
     levels = []
-    for worker_class, ttl, client_levels in configs:
+    for worker_class, ttl, client_levels, store in configs:
         document = registration(ehr.base, env.app_port, ttl_seconds=ttl)
-        name = f"gunicorn-{worker_class}-ttl{ttl}"
-        with env.gunicorn_app(document, name, worker_class=worker_class, threads=plan.threads) as app:
-            targets = _authorised_launches(ehr, plan.launches)
-            cached_at = time.monotonic()
-            for clients in client_levels:
-                # re-cache (refresh=1) when half the TTL has gone, so that it cannot expire mid-level
-                refresh = ttl > 0 and time.monotonic() - cached_at + plan.level_seconds > ttl / 2
-                _warm(app.base, targets, refresh=refresh)
-                cached_at = time.monotonic() if refresh else cached_at
-                result = _measure_level(env, ehr, app, targets, clients, plan)
-                result.update(worker_class=worker_class, ttl_seconds=ttl, rtt_ms=plan.rtt_ms,
-                              launches=len(targets), threads=plan.threads if worker_class == "gthread" else 1)
-                levels.append(result)
-                log(f"  {worker_class} TTL {ttl:>2} {clients:>2} clients: {result['rps']:.0f} req/s, p50 "
-                    f"{result['p50_ms']:.1f} p95 {result['p95_ms']:.1f} p99 {result['p99_ms']:.1f} ms, errors "
-                    f"{result['errors']}, mismatches {result['mismatches']}, EHR {result['sandbox_requests_per_page']:.2f}"
-                    f" req/page, new app connections {result['new_app_connections']}")
+        name = f"gunicorn-{worker_class}-ttl{ttl}-{store}"
+        with env.redis() if store == "redis" else nullcontext(None) as store_url:
+            if store == "redis" and store_url is None:
+                log("  redis-server not installed: the Redis store level is not measured")
+                continue
+            levels.extend(_levels(env, plan, ehr, document, name, worker_class, ttl, client_levels, store, store_url,
+                                  log))
     return {"levels": levels, "patients": list(MIX_PATIENTS), "level_seconds": plan.level_seconds}
+
+
+def _levels(env, plan, ehr, document, name, worker_class, ttl, client_levels, store, store_url, log) -> list[dict]:
+    """The levels of one app configuration (one gunicorn, one store)."""
+    levels = []
+    with env.gunicorn_app(document, name, worker_class=worker_class, threads=plan.threads,
+                          store_url=store_url) as app:
+        targets = _authorised_launches(ehr, plan.launches)
+        cached_at = time.monotonic()
+        for clients in client_levels:
+            # re-cache (refresh=1) when half the TTL has gone, so that it cannot expire mid-level
+            refresh = ttl > 0 and time.monotonic() - cached_at + plan.level_seconds > ttl / 2
+            _warm(app.base, targets, refresh=refresh)
+            cached_at = time.monotonic() if refresh else cached_at
+            result = _measure_level(env, ehr, app, targets, clients, plan)
+            result.update(worker_class=worker_class, ttl_seconds=ttl, rtt_ms=plan.rtt_ms, store=store,
+                          launches=len(targets), threads=plan.threads if worker_class == "gthread" else 1)
+            levels.append(result)
+            log(f"  {worker_class} TTL {ttl:>2} {clients:>2} clients: {result['rps']:.0f} req/s, p50 "
+                f"{result['p50_ms']:.1f} p95 {result['p95_ms']:.1f} p99 {result['p99_ms']:.1f} ms, errors "
+                f"{result['errors']}, mismatches {result['mismatches']}, EHR {result['sandbox_requests_per_page']:.2f}"
+                f" req/page, new app connections {result['new_app_connections']}, store {store}")
+    return levels
 
 
 def profile_runs(env: Environment, ehr: Sandbox, profile_dir) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ Viewer URLs are built only for studies of the launch's own list.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Callable
@@ -31,27 +32,41 @@ def dicom_words(text: str | None) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def prior_of(study: StudySummary, studies: list[StudySummary]) -> StudySummary | None:
-    """The most recent viewable study before ``study`` with the same (first) modality and, where both
-    record body sites, a shared body site; ``None`` when there is none (or ``study`` is undated)."""
-    if study.started_sort is None or not study.modalities:
+class PriorIndex:
+    """The studies that can be priors, by modality, newest first: built once per page, so that finding every
+    rendered row's prior costs about one step per row, not a pass over the whole history."""
+
+    def __init__(self, studies: list[StudySummary]):
+        self._by_modality: dict[str, list[StudySummary]] = {}
+        for other in studies:
+            if other.viewable and not other.status_flag and other.started_sort is not None:
+                for modality in other.modalities:
+                    self._by_modality.setdefault(modality, []).append(other)
+        for candidates in self._by_modality.values():
+            candidates.sort(key=lambda s: -(s.started_sort or 0.0))
+        self._keys = {m: [-(s.started_sort or 0.0) for s in c] for m, c in self._by_modality.items()}
+
+    def prior_of(self, study: StudySummary) -> StudySummary | None:
+        """The most recent viewable study before ``study`` with the same (first) modality and, where both
+        record body sites, a shared body site; ``None`` when there is none (or ``study`` is undated)."""
+        if study.started_sort is None or not study.modalities:
+            return None
+        modality = study.modalities[0]
+        candidates = self._by_modality.get(modality, [])
+        sites = {s.casefold() for s in study.body_sites}
+        for other in candidates[bisect.bisect_right(self._keys.get(modality, []), -study.started_sort):]:
+            if other is study or other.id == study.id:
+                continue
+            other_sites = {s.casefold() for s in other.body_sites}
+            if sites and other_sites and not sites & other_sites:
+                continue
+            return other
         return None
-    modality = study.modalities[0]
-    sites = {s.casefold() for s in study.body_sites}
-    best = None
-    for other in studies:
-        if other is study or other.id == study.id or not other.viewable or other.status_flag:
-            continue
-        if other.started_sort is None or other.started_sort >= study.started_sort:
-            continue
-        if modality not in other.modalities:
-            continue
-        other_sites = {s.casefold() for s in other.body_sites}
-        if sites and other_sites and not sites & other_sites:
-            continue
-        if best is None or other.started_sort > best.started_sort:
-            best = other
-    return best
+
+
+def prior_of(study: StudySummary, studies: list[StudySummary]) -> StudySummary | None:
+    """:meth:`PriorIndex.prior_of` over ``studies`` (for one study; a page builds the index once)."""
+    return PriorIndex(studies).prior_of(study)
 
 
 @dataclass(frozen=True)
@@ -237,7 +252,8 @@ def build_study_list_page(*, launch_id: str, patient_id: str, study_list: StudyL
     linked = reports_by_study(study_list.studies, study_list.reports)
     now = datetime.now(timezone.utc)
     birth = study_list.banner.birth_date if study_list.banner else None
-    rows = [_row(s, study_list.studies, page_url, viewer, options, linked.get(s.id or ""),
+    priors = PriorIndex(study_list.studies)
+    rows = [_row(s, priors, page_url, viewer, options, linked.get(s.id or ""),
                  study_list.reports_problem is None, age_text(s, now, birth)) for s in matches[:show]]
     more = len(matches) - len(rows)
     show_more_url = None
@@ -258,14 +274,14 @@ def _study_href(page_url: str, ids: list[str]) -> str:
     return page_url + "?" + urlencode([("study", i) for i in ids])
 
 
-def _row(study: StudySummary, studies: list[StudySummary], page_url: str, viewer: ViewerSettings,
+def _row(study: StudySummary, priors: PriorIndex, page_url: str, viewer: ViewerSettings,
          options: DisplayOptions, report: ReportSummary | None = None, reports_available: bool = True,
          age: str = "") -> StudyRow:
     """One row, with its prior when the study can be viewed and has one, and its report."""
     extra = {"report": report, "reports_available": reports_available, "age_text": age}
     viewer_url = study_request(viewer_base(viewer, [study]), study_uids=[study.study_instance_uid], options=options) \
         if study.viewable else None
-    prior = prior_of(study, studies) if viewer_url else None
+    prior = priors.prior_of(study) if viewer_url else None
     if prior is None or not prior.id or not study.id:
         return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, **extra)
     return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, prior,

@@ -73,3 +73,30 @@ def test_a_studys_own_allowlisted_viewer_is_used_and_mixed_comparisons_use_the_r
         page_url="/l/L/")
     assert [r.viewer_url.split("?")[0] for r in page.rows] == [own, VIEWER]
     assert page.viewer_url.startswith(f"{VIEWER}?requestType=STUDY&studyUID={UID_A}%2C{UID_B}")
+
+
+def test_the_prior_index_finds_what_a_full_scan_finds():
+    import random
+    from dataclasses import replace
+
+    from app.fhir.imaging import summarize
+    from app.web.presenter import PriorIndex
+    rng = random.Random(7)
+    studies = []
+    for i in range(300):
+        day = f"20{rng.randint(10, 24)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00Z"
+        status = rng.choice(["available"] * 8 + ["cancelled", "entered-in-error"])
+        summary = summarize(study(f"is-{i}", f"2.25.{i}", day, modality=rng.choice(["CT", "MR", "US"]), status=status))
+        studies.append(replace(summary, body_sites=tuple(rng.sample(["head", "chest", "knee"], rng.randint(0, 1)))))
+
+    def full_scan(current):
+        candidates = [o for o in studies if o.id != current.id and o.viewable and not o.status_flag
+                      and o.started_sort < current.started_sort and current.modalities[0] in o.modalities
+                      and not ({s for s in current.body_sites} and {s for s in o.body_sites}
+                               and not set(current.body_sites) & set(o.body_sites))]
+        return max(candidates, key=lambda o: o.started_sort, default=None)
+
+    index = PriorIndex(studies)
+    found = [(index.prior_of(s) or s).id for s in studies]
+    expected = [(full_scan(s) or s).id for s in studies]
+    assert found == expected and sum(a != s.id for a, s in zip(found, studies)) > 200
