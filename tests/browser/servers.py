@@ -53,7 +53,7 @@ class _Deferred:
 
 def registration(app_origin: str, ehr_origin: str) -> dict[str, Any]:
     """The app's ``smart-launch.json`` for the sandbox at *ehr_origin* (app served at *app_origin*)."""
-    return sandbox_registration(app_origin, ehr_origin, name=EHR_NAME)
+    return sandbox_registration(app_origin, ehr_origin, name=EHR_NAME, scopes=["online_access", "patient/Endpoint.rs"])
 
 
 @dataclass
