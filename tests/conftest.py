@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from tests.environment import MISSING
+from tests.support import live_sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox_base():
+    """One sandbox EHR (default settings) for a module: its base URL, ``http://localhost:<port>``."""
+    with live_sandbox() as port:
+        yield f"http://localhost:{port}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

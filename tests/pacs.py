@@ -49,6 +49,19 @@ INSTALL_HINT = "apt-get install orthanc orthanc-dicomweb"
 STARTUP_TIMEOUT = 30.0
 
 
+#: Study Instance UIDs of pt-1001's studies with pixels, as uploaded to Orthanc (sandbox/README.md)
+PT_1001_UIDS = frozenset({
+    "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322",
+    "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457",
+    "1.3.6.1.4.1.5962.1.2.13.20040826185059.5457",
+    "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457",
+    "1.2.124.113532.10.122.1.203.20051130.122937.2950157",
+    "1.2.840.114340.3.8251017118051.1.20160503.120850.2171",
+    "1.3.46.670589.14.1000.210.4.199999.20110525182825.1.0",
+    "1.2.999.999.99.9.9999.8888",
+})
+
+
 class PacsUnavailable(RuntimeError):
     """Orthanc or its DICOMweb plugin is not installed."""
 

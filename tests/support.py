@@ -114,6 +114,15 @@ def searchset(resources: list[dict], *, next_url: str | None = None, total: int 
 
 
 @contextmanager
+def live_sandbox(app_origin: str = "http://127.0.0.1:8000", **config):
+    """The sandbox EHR on a free loopback port (reached as ``localhost``), configured with ``config``; yields the port."""
+    from sandbox import create_app as create_sandbox
+    with live_server(lambda port: create_sandbox({"PUBLIC_BASE_URL": f"http://localhost:{port}",
+                                                  "APP_ORIGIN": app_origin, **config})) as port:
+        yield port
+
+
+@contextmanager
 def live_server(build_app, host: str = "127.0.0.1"):
     """Serve a WSGI app on a free loopback port in a thread.
 

@@ -10,23 +10,12 @@ import pytest
 from PIL import Image
 
 from app import create_app
-from sandbox import create_app as create_sandbox
 from sandbox.records import MRN_SYSTEM, PATIENT_ID_ISSUER_OID
 from tests.app.test_end_to_end import APP_ORIGIN, SandboxDriver, _ids
-from tests.support import live_server, sandbox_registration
+from tests.support import live_sandbox as _sandbox
+from tests.support import sandbox_registration
 
 PT_1001_COUNT = 10  # the sandbox PACS's studies of pt-1001 (sandbox/README.md, DICOMweb)
-
-
-def _sandbox(**config):
-    return live_server(lambda port: create_sandbox({"PUBLIC_BASE_URL": f"http://localhost:{port}",
-                                                     "APP_ORIGIN": APP_ORIGIN, **config}))
-
-
-@pytest.fixture(scope="module")
-def sandbox_base():
-    with _sandbox() as port:
-        yield f"http://localhost:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,9 @@ import re
 
 import pytest
 
-from sandbox import create_app as create_sandbox
 from tests.app.test_end_to_end import APP_ORIGIN, _driver, _ids, _launch_id
-from tests.support import live_server, query_of
-
-
-def _sandbox(**config):
-    return live_server(lambda port: create_sandbox({"PUBLIC_BASE_URL": f"http://localhost:{port}",
-                                                    "APP_ORIGIN": APP_ORIGIN, **config}))
-
-
-@pytest.fixture(scope="module")
-def sandbox_base():
-    with _sandbox() as port:
-        yield f"http://localhost:{port}"
+from tests.support import live_sandbox as _sandbox
+from tests.support import query_of
 
 
 @pytest.fixture

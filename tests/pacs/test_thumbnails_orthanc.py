@@ -19,19 +19,9 @@ from app.dicomweb.thumbnails import StudyRef, fetch_thumbnail
 from app.outbound import OutboundClient
 from sandbox.records import MRN_SYSTEM, PATIENT_ID_ISSUER_OID
 from tests.dicomweb.test_sandbox_images import _driver, _sandbox, _thumbnail_urls
-from tests.pacs import orthanc_pacs  # noqa: F401  (fixture)
+from tests.pacs import PT_1001_UIDS, orthanc_pacs  # noqa: F401  (fixture)
 
 CT_STUDY = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"
-PT_1001_UIDS = {  # as tests/pacs/test_pacs_orthanc.py (tests/pacs is not a package: tests/pacs.py is the harness)
-    "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322",
-    "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457",
-    "1.3.6.1.4.1.5962.1.2.13.20040826185059.5457",
-    "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457",
-    "1.2.124.113532.10.122.1.203.20051130.122937.2950157",
-    "1.2.840.114340.3.8251017118051.1.20160503.120850.2171",
-    "1.3.46.670589.14.1000.210.4.199999.20110525182825.1.0",
-    "1.2.999.999.99.9.9999.8888",
-}
 
 
 def _service(pacs) -> DicomwebService:
