@@ -15,14 +15,14 @@ def is_loading(page: str) -> bool:
 
 
 def wait_until_settled(client, page: str, timeout: float = 10.0) -> dict:
-    """Poll ``/l/<id>/rows`` (``limit=0``) as the browser does until the list is no longer loading; its last
-    answer. Fails after ``timeout`` seconds."""
+    """Poll ``/l/<id>/rows`` (``limit=0``) as the browser does until the stored list is the page's own load
+    and no longer loading; its last answer. Fails after ``timeout`` seconds."""
     rows_url = LIST_PATH.search(page).group(1) + "rows"
     load = LOAD_ID.search(page).group(1)
     deadline = time.monotonic() + timeout
     while True:
         answer = client.get(rows_url, query_string={"after": 0, "limit": 0, "load": load}).get_json()
-        if not answer["loading"]:
+        if answer["same_load"] and not answer["loading"]:
             return answer
         assert time.monotonic() < deadline, f"the list is still loading after {timeout} s: {answer}"
         time.sleep(0.02)
