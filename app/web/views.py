@@ -257,9 +257,16 @@ def rows(launch_id: str):
     """Rows of this launch's list after the first ``after`` (as the page orders and filters it: ``sort``,
     ``modality``, ``q``), at most ``limit`` (0–200, default 200), rendered with the page's own row template.
 
-    JSON: ``{"load", "same_load", "loading", "loaded", "matching", "after", "ids", "html", "more",
-    "incomplete"}``. ``load`` names the fetch that built the stored list; ``same_load`` is false when it is not
-    the ``load`` the page was rendered from (the page then reloads). Reads the stored list only (never asks the
+    JSON: ``{"load", "same_load", "loading", "loaded", "matching", "after", "prefix_changed", "ids", "html",
+    "more", "incomplete"}``. ``load`` names the fetch that built the stored list; ``same_load`` is false when it
+    is not the ``load`` the page was rendered from (not written yet, or replaced: the page waits, then reloads).
+    ``last``: the id of the page's last row; when the row at ``after - 1`` is another one (a later page sorted
+    into the rows shown: an EHR that ignores ``_sort``, or the oldest-first order while loading), the answer
+    holds rows from the first (``after`` 0, ``prefix_changed``) and the page replaces its rows.
+
+    Rows are rendered HTML inside JSON rather than data for the browser to lay out: one row template and one
+    presenter for the page and for appended rows (times, ages, priors, viewer URLs, escaping), and the
+    counts and state the page needs beside them. Reads the stored list only (never asks the
     EHR): the background loader writes it page by page. ``after`` must be 0–100,000 (else 400); past the end
     no rows. Another browser's or an unknown launch: 404, like the list.
     """
@@ -277,13 +284,17 @@ def rows(launch_id: str):
     study_list = settled(stored, svc.settings.fhir) if stored is not None else StudyList(studies=[], banner=None)
     query = _query()
     selected = query.select(study_list.studies)
+    last = request.args.get("last")
+    prefix_changed = bool(after and last) and (after > len(selected) or selected[after - 1].id != last)
+    if prefix_changed:  # a later page sorted into the rows already shown: the page replaces its rows
+        after, limit = 0, min(DISPLAY_ROWS, after + limit)
     page_url = url_for("views.studies", launch_id=launch_id)
     shown = build_rows(study_list, selected, after, limit, viewer=svc.settings.viewer, page_url=page_url, query=query)
     html = render_template("_study_rows.html", page=RowsFragment(launch_id=launch_id, rows=shown),
                            viewer=svc.settings.viewer)
     return {"load": study_list.load_id, "same_load": stored is not None and study_list.load_id == request.args.get("load"),
             "loading": study_list.loading is not None, "loaded": len(study_list.studies), "matching": len(selected),
-            "after": after, "ids": [r.study.id for r in shown], "html": html,
+            "after": after, "prefix_changed": prefix_changed, "ids": [r.study.id for r in shown], "html": html,
             "more": max(0, len(selected) - after - len(shown)), "incomplete": study_list.incomplete}
 
 
