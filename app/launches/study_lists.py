@@ -48,6 +48,7 @@ LOADER_GONE = "loading older studies stopped before the end (the app could not f
 AUTHORIZATION_ENDED = "the EHR stopped accepting this launch's authorization while older studies were loading"
 LOADER_FAILED = "older studies could not be loaded"
 SLACK_SECONDS = 5.0
+PROGRESS_WRITE_SECONDS = 1.0  # a list record is rewritten at most once a second while loading (then once at the end)
 
 #: ``reopen()``: the launch again, as the store holds it now (``LaunchContext.load`` with the request's browser
 #: binding); the background loader calls it before each write.
@@ -213,13 +214,15 @@ def _keep(reopen: Reopen, study_list: StudyList, *, first: bool = False) -> bool
 def load_older_pages(reopen: Reopen, study_list: StudyList, cursor: PageCursor, limits: StudyListLimits,
                      images: LaunchImages | None, included: IncludedEndpoints | None, slot: ExitStack) -> None:
     """The background loader: keep ``study_list`` (the first page, ``loading``), then read each further page
-    and keep the list after it (``heartbeat_at`` updated), until the cursor stops; the last write settles the
+    and keep the list after it (``heartbeat_at`` updated; at most once per :data:`PROGRESS_WRITE_SECONDS`, so a
+    fast EHR's 50 pages do not rewrite a growing record 50 times), until the cursor stops; the last write settles the
     list (``loading`` ``None``, ``incomplete`` saying why paging stopped early, if it did). Stops when the
     stored list names another loader. Never raises; ``slot`` (the EHR's bulkhead slot) is released at the end."""
     try:
         with slot:
             if not _keep(reopen, study_list, first=True):
                 return
+            last_write = float("-inf")  # the second page is shown at once, later ones at most once a second
             while cursor.more:
                 context = reopen()
                 if not _owns(context, study_list.load_id or ""):
@@ -229,10 +232,11 @@ def load_older_pages(reopen: Reopen, study_list: StudyList, cursor: PageCursor, 
                 except AuthorizationExpired:
                     study_list = replace(study_list, incomplete=study_list.incomplete or AUTHORIZATION_ENDED)
                     break
-                if cursor.more:
+                if cursor.more and time.monotonic() - last_write >= PROGRESS_WRITE_SECONDS:
                     study_list = replace(study_list, loading=replace(study_list.loading, heartbeat_at=time.time()))
                     if not _keep(reopen, study_list):
                         return
+                    last_write = time.monotonic()
             if _keep(reopen, replace(study_list, loading=None)):
                 metrics.STUDIES_PER_LIST.observe(len(study_list.studies))
     except LaunchError as exc:

@@ -192,8 +192,10 @@ def test_a_loader_that_died_reads_as_incomplete_after_the_list_deadline_and_refr
     shown = ehr.client.get(list_url).get_data(as_text=True)
     assert f"<strong>List incomplete:</strong> {study_lists.LOADER_GONE}." in shown
     monkeypatch.setattr(study_lists, "load_older_pages", real_loader)
+    paged.gate.clear()
     refreshed = ehr.client.get(list_url, query_string={"refresh": "1"})
     assert paged.searches() == 2 and 'data-loading="true"' in refreshed.get_data(as_text=True)
+    paged.gate.set()
     assert _ids(settled_page(ehr.client, refreshed)) == ALL
     assert paged.searches() == 1 + PAGES
 
