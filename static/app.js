@@ -457,8 +457,12 @@
   // "Show older": the next rows appended in place (the link's own URL still works without JavaScript).
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("#show-older");
-    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || busy) { return; }
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
     event.preventDefault();
+    if (busy) {  // a poll is under way: it (or the next one) appends up to the raised target
+      if (list.getAttribute("data-loading") === "true") { target = rows().length + 200; }
+      return;
+    }
     busy = true;
     var after = rows().length;
     target = after + 200;
