@@ -311,6 +311,8 @@ def build_rows(study_list: StudyList, matches: list[StudySummary], after: int, l
     The same rows whether rendered with the page or appended later (``/l/<id>/rows``): a year heading depends
     only on the row before it in ``matches``.
     """
+    if not matches[after:after + limit]:
+        return []  # a poll that only asks for the counts builds no index
     options = display_options(viewer)
     linked = reports_by_study(study_list.studies, study_list.reports)
     now = datetime.now(timezone.utc)
