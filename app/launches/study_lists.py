@@ -81,14 +81,15 @@ def settled(study_list: StudyList, fhir: FhirSettings, now: float | None = None)
 
 def load_study_list(context: LaunchContext, executor: Executor, *, force: bool = False,
                     images: LaunchImages | None = None, bulkheads: EhrBulkheads | None = None,
-                    reopen: Reopen | None = None) -> tuple[StudyList, bool]:
+                    reopen: Reopen | None = None, background: Executor | None = None) -> tuple[StudyList, bool]:
     """``(study_list, fetched)``: the cached list when younger than ``fhir.study_list_ttl_seconds`` or still
     loading, else fetched.
 
     A 401 renews the token once (:meth:`LaunchContext.with_token`). When ``fetched`` and the list is not
     ``loading``, the caller keeps it with :meth:`LaunchContext.keep_study_list` (after the response is sent:
     the clinician does not wait for it). With ``reopen`` and more pages to read, the list returned holds the
-    first page and ``loading``; a background loader on ``executor`` keeps it and each further page
+    first page and ``loading``; a background loader on ``background`` (default ``executor``: a loader holds one
+    of its threads for up to the list deadline) keeps it and each further page
     (:func:`load_older_pages`). Without ``reopen`` every page is read before returning. ``force``
     (*Refresh*) refetches unless a live loader is at work on this launch (one at a time). Raises the facts of
     :func:`~app.fhir.study_list.fetch_first_page` and :class:`~app.launches.errors.AuthorizationExpired`.
@@ -147,7 +148,7 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
             return _read_all(context, study_list, cursor, limits, images, included), True
         background = slot.pop_all()  # the slot now belongs to the loader
         try:
-            executor.submit(load_older_pages, reopen, study_list, cursor, limits, images, included, background)
+            (background or executor).submit(load_older_pages, reopen, study_list, cursor, limits, images, included, background)
         except BaseException:
             background.close()
             raise

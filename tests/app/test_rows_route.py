@@ -184,6 +184,7 @@ def test_a_loader_that_died_reads_as_incomplete_after_the_list_deadline_and_refr
     time.sleep(0.2)
     assert _rows(ehr, page, after=2).get_json()["loading"] is True  # it could still be alive
     assert "Loading older studies" in ehr.client.get(list_url).get_data(as_text=True)
+    ehr.client.get(list_url, query_string={"refresh": "1"})  # Refresh, too, waits for a loader that may be alive
     assert paged.searches() == 1  # no second load while one may be at work
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + 60 + 30 + 6)  # list deadline + one page's deadline + slack
