@@ -146,11 +146,12 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
                                                                             study_list.fetched_at))
         if reopen is None:
             return _read_all(context, study_list, cursor, limits, images, included), True
-        background = slot.pop_all()  # the slot now belongs to the loader
+        held = slot.pop_all()  # the slot now belongs to the loader
         try:
-            (background or executor).submit(load_older_pages, reopen, study_list, cursor, limits, images, included, background)
+            (background or executor).submit(load_older_pages, reopen, study_list, cursor, limits, images, included,
+                                            held)
         except BaseException:
-            background.close()
+            held.close()
             raise
     return study_list, True
 
