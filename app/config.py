@@ -152,6 +152,7 @@ class ViewerSettings:
     diagnostic_quality: bool | None = None
     key_images_only: bool | None = None
     frameable: bool = True
+    time_zone: str | None = None  # IANA zone the list's times are shown in (labelled once); None: the server's
 
 
 @dataclass(frozen=True)
@@ -333,7 +334,14 @@ def parse_settings(raw: Mapping[str, Any], *, source: str = "smart-launch.json",
     viewer = ViewerSettings(
         base_url=viewer_raw["base_url"], viewer_type=viewer_raw.get("viewerType", "IHE_BIR"),
         diagnostic_quality=viewer_raw.get("diagnosticQuality"),
-        key_images_only=viewer_raw.get("keyImagesOnly"), frameable=viewer_raw.get("frameable", True))
+        key_images_only=viewer_raw.get("keyImagesOnly"), frameable=viewer_raw.get("frameable", True),
+        time_zone=viewer_raw.get("time_zone"))
+    if viewer.time_zone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(viewer.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{source}: viewer.time_zone: unknown time zone {viewer.time_zone!r}") from None
     fhir = FhirSettings(**raw.get("fhir", {}))
     store_raw = raw.get("launch_store", {})
     store_path = Path(environ.get("LAUNCH_STORE_PATH") or store_raw.get("path") or "instance/launches.sqlite3")

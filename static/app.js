@@ -85,17 +85,21 @@
     });
   }
 
-  // state: {studies: [ids], all: bool, key, url, title}
-  function render(state) {
-    var ids = state.studies || [];
+  function markSelected(ids, only) {
     var chosen = {};
     ids.forEach(function (id) { chosen[id] = true; });
-    rows().forEach(function (r) {
+    (only || rows()).forEach(function (r) {
       var on = chosen[r.getAttribute("data-study-id")] === true;
       r.classList.toggle("selected", on);
       var box = r.querySelector("input.compare");
       if (box) { box.checked = on; }
     });
+  }
+
+  // state: {studies: [ids], all: bool, key, url, title}
+  function render(state) {
+    var ids = state.studies || [];
+    markSelected(ids);
     if (filterForm) {
       Array.prototype.slice.call(filterForm.querySelectorAll('input[type="hidden"][name="study"]'))
         .forEach(function (input) { input.parentNode.removeChild(input); });
@@ -302,6 +306,7 @@
         });
         if (count) { count.textContent = String(visible); }
         if (noMatch) { noMatch.classList.toggle("hidden", visible > 0); }
+        syncSeparators();
         var focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("li.study");
         if (!focused || focused.hidden) { rovingStart(); }
       })
@@ -310,12 +315,169 @@
   var debounce = null;
   function applyFilterSoon() { clearTimeout(debounce); debounce = setTimeout(applyFilter, 120); }
 
-  // The whole unfiltered list is on the page: hide the rows the server's filter leaves out, in place.
-  // Otherwise (only the newest rows, or a filter already applied) the form reloads the page with the
-  // server's answer (the modality choice submits; the text is submitted with Enter).
-  var complete = list.getAttribute("data-complete") === "true";
-  if (modalitySelect) {
-    modalitySelect.addEventListener("change", complete ? applyFilter : function () { filterForm.submit(); });
+  // Year headings (li.year-separator, aria-hidden: each row's date says its year) follow the rows they head.
+  function syncSeparators() {
+    var separator = null;
+    var shown = false;
+    Array.prototype.slice.call(list.children).forEach(function (item) {
+      if (item.classList.contains("year-separator")) {
+        if (separator) { separator.hidden = !shown; }
+        separator = item; shown = false;
+      } else if (!item.hidden) { shown = true; }
+    });
+    if (separator) { separator.hidden = !shown; }
   }
-  if (textInput && complete) { textInput.addEventListener("input", applyFilterSoon); }
+
+  // The whole unfiltered, settled list is on the page: hide the rows the server's filter leaves out, in place.
+  // Otherwise (only the newest rows, a filter already applied, or older pages still loading) the form reloads the
+  // page with the server's answer (the modality choice submits; the text is submitted with Enter).
+  function isComplete() { return list.getAttribute("data-complete") === "true"; }
+  if (modalitySelect) {
+    modalitySelect.addEventListener("change", function () { if (isComplete()) { applyFilter(); } else { filterForm.submit(); } });
+  }
+  if (textInput) { textInput.addEventListener("input", function () { if (isComplete()) { applyFilterSoon(); } }); }
+  var sortSelect = document.getElementById("sort");
+  if (sortSelect && filterForm) { sortSelect.addEventListener("change", function () { filterForm.submit(); }); }
+
+  // ---- rows after the first page: older pages arriving in the background, and "Show older" -------------------
+  // Both append the server's rendered rows (GET /l/<launch>/rows?after=<rows on the page>) below the last one, so
+  // the reading position never moves. The page shows at most data-show rows by itself; beyond that the count and
+  // the "Show older" link say how many more there are.
+  var rowsUrl = document.querySelector(".app").getAttribute("data-rows-url");
+  var loadingNote = document.getElementById("list-loading");
+  var loadId = list.getAttribute("data-load-id") || "";
+  var target = parseInt(list.getAttribute("data-show"), 10) || 200;
+  var listQuery = { sort: list.getAttribute("data-sort") || "newest", modality: list.getAttribute("data-modality") || "",
+                    q: list.getAttribute("data-q") || "" };
+  var filtered = Boolean(listQuery.modality || listQuery.q.trim());
+  var busy = false;
+
+  function rowsQuery(after, limit) {
+    var parts = ["after=" + after, "limit=" + limit, "load=" + encodeURIComponent(loadId)];
+    ["sort", "modality", "q"].forEach(function (key) { if (listQuery[key]) { parts.push(key + "=" + encodeURIComponent(listQuery[key])); } });
+    var last = rows().slice(-1)[0];
+    if (last) { parts.push("last=" + encodeURIComponent(last.getAttribute("data-study-id") || "")); }
+    return rowsUrl + "?" + parts.join("&");
+  }
+
+  function appendRows(html, replace) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html;
+    var added = Array.prototype.slice.call(holder.content.querySelectorAll("li.study"));
+    added.forEach(function (r) { var a = r.querySelector("a.study-link"); if (a) { a.tabIndex = -1; } });
+    if (replace) {
+      var top = list.closest(".list-scroll") ? list.closest(".list-scroll").scrollTop : 0;
+      while (list.firstChild) { list.removeChild(list.firstChild); }
+      list.appendChild(holder.content);
+      if (list.closest(".list-scroll")) { list.closest(".list-scroll").scrollTop = top; }
+    } else {
+      list.appendChild(holder.content);
+    }
+    markSelected(selectedIds(), added);
+    var focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("li.study");
+    if (!focused || replace) { rovingStart(); }
+    if (noMatch) { noMatch.classList.toggle("hidden", rows().length > 0); }
+    return added.length;
+  }
+
+  function plural(n) { return n === 1 ? "study" : "studies"; }
+
+  function updateCounts(answer) {
+    var onPage = rows().length;
+    var more = Math.max(0, answer.matching - onPage);
+    if (count) { count.textContent = String(answer.matching); }
+    list.setAttribute("data-matching", String(answer.matching));
+    var line = document.getElementById("show-older-line");
+    var link = document.getElementById("show-older");
+    if (line && link) {
+      line.classList.toggle("hidden", more === 0);
+      var batch = Math.min(more, 200);
+      link.textContent = "Show " + batch + " older " + plural(batch);
+      var next = new URL(location.href);
+      next.searchParams.set("show", String(onPage + 200));
+      link.href = next.pathname + next.search;
+      var notShown = document.getElementById("not-shown");
+      if (notShown) { notShown.textContent = "(" + more + " not shown)"; }
+      if (more === 0 && !answer.loading) { line.parentNode.removeChild(line); }
+    }
+    if (loadingNote) {
+      if (answer.loading) {
+        loadingNote.textContent = "Loading older studies… " + answer.loaded + " loaded so far" +
+          (filtered ? "; the filter is searching the " + answer.loaded + " loaded so far." : ".");
+      }
+      loadingNote.classList.toggle("hidden", !answer.loading);
+    }
+  }
+
+  function finish(answer) {
+    list.setAttribute("data-loading", "false");
+    if (answer.incomplete && !document.getElementById("list-incomplete") && loadingNote) {
+      var notice = document.createElement("p");
+      notice.className = "notice notice-warning";
+      notice.id = "list-incomplete";
+      notice.setAttribute("role", "status");
+      var strong = document.createElement("strong");
+      strong.textContent = "List incomplete:";
+      notice.appendChild(strong);
+      notice.appendChild(document.createTextNode(" " + answer.incomplete + ". Studies shown are those the EHR returned so far."));
+      loadingNote.parentNode.insertBefore(notice, loadingNote.nextSibling);
+    }
+    var whole = !filtered && rows().length >= answer.matching;
+    list.setAttribute("data-complete", whole ? "true" : "false");
+  }
+
+  var delay = 400;
+  var mismatches = 0;
+  function schedule() { setTimeout(poll, delay); delay = Math.min(Math.round(delay * 1.5), 4000); }
+  function poll() {
+    if (busy) { schedule(); return; }
+    busy = true;
+    var after = rows().length;
+    fetch(rowsQuery(after, Math.max(0, Math.min(200, target - after))),
+          { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { if (!response.ok) { throw new Error("HTTP " + response.status); } return response.json(); })
+      .then(function (answer) {
+        busy = false;
+        if (!answer.same_load) {  // the stored list is not (yet) this page's: wait for it, then show the new one
+          mismatches += 1;
+          if (mismatches >= 6) { location.reload(); return; }
+          schedule();
+          return;
+        }
+        mismatches = 0;
+        if (answer.prefix_changed) { appendRows(answer.html, true); }
+        else if (answer.after === rows().length) { appendRows(answer.html, false); }
+        updateCounts(answer);
+        if (answer.loading) { schedule(); } else { finish(answer); }
+      })
+      .catch(function () { busy = false; schedule(); });
+  }
+  if (list.getAttribute("data-loading") === "true" && rowsUrl) { schedule(); }
+
+  // "Show older": the next rows appended in place (the link's own URL still works without JavaScript).
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("#show-older");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
+    event.preventDefault();
+    if (busy) {  // a poll is under way: it (or the next one) appends up to the raised target
+      if (list.getAttribute("data-loading") === "true") { target = rows().length + 200; }
+      return;
+    }
+    busy = true;
+    var after = rows().length;
+    target = after + 200;
+    fetch(rowsQuery(after, 200), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { if (!response.ok) { throw new Error("HTTP " + response.status); } return response.json(); })
+      .then(function (answer) {
+        busy = false;
+        if (answer.prefix_changed) { appendRows(answer.html, true); }
+        else if (answer.after === rows().length) { appendRows(answer.html, false); }
+        var url = new URL(location.href);
+        url.searchParams.set("show", String(target));
+        history.replaceState(history.state, "", url.pathname + url.search);
+        updateCounts(answer);
+        if (!answer.loading && list.getAttribute("data-loading") !== "true") { finish(answer); }
+      })
+      .catch(function () { busy = false; location.href = link.href; });
+  });
 })();

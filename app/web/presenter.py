@@ -8,20 +8,24 @@ Viewer URLs are built only for studies of the launch's own list.
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timezone, tzinfo
+from functools import lru_cache
 from typing import Callable
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..config import ViewerSettings
 from ..display.iid import DisplayOptions, IIDRequestError, patient_request, study_request
 from ..fhir.imaging import StudySummary
 from ..fhir.reports import ReportSummary, reports_by_study
 from ..fhir.study_list import StudyList
-from .search import StudyQuery
+from .search import DEFAULT_SORT, SORTS, StudyQuery
 
 MAX_COMPARE = 4
 DISPLAY_ROWS = 200  # rows rendered at first; "Show older studies" adds more (filters search them all)
+YEAR_SEPARATORS_FROM = 20  # a list of at least this many matching studies gets a heading per year (date orders)
 
 
 def dicom_words(text: str | None) -> str:
@@ -83,6 +87,9 @@ class StudyRow:
     report: ReportSummary | None = None
     reports_available: bool = True
     age_text: str = ""
+    time_text: str = ""
+    year_heading: str | None = None
+    prior_time_text: str = ""
 
     @property
     def report_status(self) -> str | None:
@@ -108,8 +115,8 @@ class StudyRow:
 
     @property
     def selected_label(self) -> str:
-        """What the viewer bar says for this study."""
-        return f"{self.study.description or 'Study'} {self.study.started_display}".strip()
+        """What the viewer bar says for this study (its time in the list's zone)."""
+        return f"{self.study.description or 'Study'} {self.time_text}".strip()
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,23 @@ class StudyListPage:
     page_url: str
     max_compare: int = MAX_COMPARE
     show_all: bool = False
+    zone_label: str = ""
+    show: int = DISPLAY_ROWS
+
+    @property
+    def sorts(self) -> dict[str, str]:
+        """The list orders offered (value -> label)."""
+        return SORTS
+
+    @property
+    def loading(self) -> bool:
+        """True while older pages are being fetched (the page polls ``/l/<id>/rows``)."""
+        return self.study_list.loading is not None
+
+    @property
+    def loaded(self) -> int:
+        """How many studies of the patient are in the list so far."""
+        return len(self.study_list.studies)
 
     @property
     def banner(self):
@@ -178,8 +202,8 @@ class StudyListPage:
 
     @property
     def complete(self) -> bool:
-        """True when the unfiltered list is entirely on the page (the live filter can work in place)."""
-        return not (self.more or self.query.active)
+        """True when the unfiltered, settled list is entirely on the page (the live filter can work in place)."""
+        return not (self.more or self.query.active or self.loading)
 
     @property
     def viewer_title(self) -> str:
@@ -188,7 +212,21 @@ class StudyListPage:
             return "All imaging of this patient"
         if not self.selected:
             return "No study selected"
-        return " · ".join(f"{s.description or 'Study'} {s.started_display}" for s in self.selected)
+        return " · ".join(f"{s.description or 'Study'} {self.time_of(s)}".strip() for s in self.selected)
+
+    def time_of(self, study: StudySummary) -> str:
+        """``study``'s time as the list shows it (its zone, :func:`time_text`)."""
+        return time_text(study.started, list_zone(self.viewer.time_zone)[0])
+
+
+@dataclass(frozen=True)
+class RowsFragment:
+    """What ``_study_rows.html`` reads when rows are appended to a page already shown (``/l/<id>/rows``):
+    the launch (thumbnail links) and the rows; no row is highlighted (the page applies its own selection)."""
+
+    launch_id: str
+    rows: list[StudyRow]
+    selected_ids: tuple[str, ...] = ()
 
 
 def display_options(viewer: ViewerSettings) -> DisplayOptions:
@@ -246,20 +284,14 @@ def build_study_list_page(*, launch_id: str, patient_id: str, study_list: StudyL
     wanted = requested[:MAX_COMPARE]
     selected = [s for s in (study_list.find(i) for i in wanted) if s is not None]
     matches = query.select(study_list.studies)
-    options = display_options(viewer)
     if show_all:
         wanted, selected = [], []
-    linked = reports_by_study(study_list.studies, study_list.reports)
-    now = datetime.now(timezone.utc)
-    birth = study_list.banner.birth_date if study_list.banner else None
-    priors = PriorIndex(study_list.studies)
-    rows = [_row(s, priors, page_url, viewer, options, linked.get(s.id or ""),
-                 study_list.reports_problem is None, age_text(s, now, birth)) for s in matches[:show]]
+    rows = build_rows(study_list, matches, 0, show, viewer=viewer, page_url=page_url, query=query)
     more = len(matches) - len(rows)
     show_more_url = None
     if more:
-        args = [("show", show + DISPLAY_ROWS), ("modality", query.modality), ("q", query.text)] + \
-            [("study", i) for i in wanted]
+        args = [("show", show + DISPLAY_ROWS), ("modality", query.modality), ("q", query.text),
+                ("sort", "" if query.sort == DEFAULT_SORT else query.sort)] + [("study", i) for i in wanted]
         show_more_url = page_url + "?" + urlencode([(k, v) for k, v in args if v != ""])
     return StudyListPage(
         launch_id=launch_id, patient_id=patient_id, study_list=study_list, show_banner=show_banner, viewer=viewer,
@@ -267,28 +299,140 @@ def build_study_list_page(*, launch_id: str, patient_id: str, study_list: StudyL
         viewer_url=patient_viewer_url(viewer, study_list) if show_all else viewer_url_for(viewer, selected),
         show_all=show_all and patient_viewer_url(viewer, study_list) is not None, missing_selection=len(wanted) - len(selected),
         dropped_selection=len(requested) - len(wanted), patient_viewer_url=patient_viewer_url(viewer, study_list),
-        all_modalities=sorted({m for s in study_list.studies for m in s.modalities}), page_url=page_url)
+        all_modalities=sorted({m for s in study_list.studies for m in s.modalities}), page_url=page_url,
+        zone_label=list_zone(viewer.time_zone)[1], show=show)
 
 
-def _study_href(page_url: str, ids: list[str]) -> str:
-    return page_url + "?" + urlencode([("study", i) for i in ids])
+def build_rows(study_list: StudyList, matches: list[StudySummary], after: int, limit: int, *,
+               viewer: ViewerSettings, page_url: str, query: StudyQuery) -> list[StudyRow]:
+    """Rows ``matches[after:after + limit]`` (``matches``: the list's studies passing ``query``, in its order),
+    each with its link, viewer URL, prior, report, ages, time in the list's zone and year heading.
+
+    The same rows whether rendered with the page or appended later (``/l/<id>/rows``): a year heading depends
+    only on the row before it in ``matches``.
+    """
+    if not matches[after:after + limit]:
+        return []  # a poll that only asks for the counts builds no index
+    options = display_options(viewer)
+    linked = reports_by_study(study_list.studies, study_list.reports)
+    now = datetime.now(timezone.utc)
+    birth = study_list.banner.birth_date if study_list.banner else None
+    priors = PriorIndex(study_list.studies)
+    zone = list_zone(viewer.time_zone)[0]
+    headings = year_headings(matches, after, limit, zone, query.sort)
+    return [_row(s, priors, page_url, viewer, options, linked.get(s.id or ""), study_list.reports_problem is None,
+                 age_text(s, now, birth), zone, heading, query.sort)
+            for s, heading in zip(matches[after:after + limit], headings)]
+
+
+def year_of(study: StudySummary, zone: tzinfo) -> str | None:
+    """The study's year in the list's zone (``"2024"``), ``None`` when undated."""
+    if study.started_sort is None:
+        return None
+    if study.started and len(study.started) <= 10:
+        return study.started[:4]
+    return str(datetime.fromtimestamp(study.started_sort, zone).year)
+
+
+def year_headings(matches: list[StudySummary], after: int, limit: int, zone: tzinfo,
+                  sort: str = DEFAULT_SORT) -> list[str | None]:
+    """For each of ``matches[after:after + limit]``: the year heading shown before it (``"2024"``,
+    ``"Undated"``), or ``None``. Only in date orders and on lists of at least :data:`YEAR_SEPARATORS_FROM`
+    studies; the first row gets one, then each row whose year differs from the row before it."""
+    shown = matches[after:after + limit]
+    if sort not in ("newest", "oldest") or len(matches) < YEAR_SEPARATORS_FROM:
+        return [None] * len(shown)
+    previous = year_of(matches[after - 1], zone) or "Undated" if after > 0 else None
+    headings = []
+    for study in shown:
+        year = year_of(study, zone) or "Undated"
+        headings.append(year if year != previous else None)
+        previous = year
+    return headings
+
+
+def _study_href(page_url: str, ids: list[str], sort: str = DEFAULT_SORT) -> str:
+    extra = [("sort", sort)] if sort != DEFAULT_SORT else []
+    return page_url + "?" + urlencode([("study", i) for i in ids] + extra)
 
 
 def _row(study: StudySummary, priors: PriorIndex, page_url: str, viewer: ViewerSettings,
          options: DisplayOptions, report: ReportSummary | None = None, reports_available: bool = True,
-         age: str = "") -> StudyRow:
-    """One row, with its prior when the study can be viewed and has one, and its report."""
-    extra = {"report": report, "reports_available": reports_available, "age_text": age}
+         age: str = "", zone: tzinfo = timezone.utc, heading: str | None = None,
+         sort: str = DEFAULT_SORT) -> StudyRow:
+    """One row, with its prior when the study can be viewed and has one, and its report; times in ``zone``."""
+    extra = {"report": report, "reports_available": reports_available, "age_text": age,
+             "time_text": time_text(study.started, zone), "year_heading": heading}
     viewer_url = study_request(viewer_base(viewer, [study]), study_uids=[study.study_instance_uid], options=options) \
         if study.viewable else None
     prior = priors.prior_of(study) if viewer_url else None
     if prior is None or not prior.id or not study.id:
-        return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, **extra)
-    return StudyRow(study, _study_href(page_url, [study.id or ""]), viewer_url, prior,
-                    _study_href(page_url, [study.id, prior.id]),
+        return StudyRow(study, _study_href(page_url, [study.id or ""], sort), viewer_url, **extra)
+    return StudyRow(study, _study_href(page_url, [study.id or ""], sort), viewer_url, prior,
+                    _study_href(page_url, [study.id, prior.id], sort),
                     study_request(viewer_base(viewer, [study, prior]),
                                   study_uids=[study.study_instance_uid, prior.study_instance_uid], options=options),
-                    **extra)
+                    prior_time_text=time_text(prior.started, zone), **extra)
+
+
+# ---- one time zone for the whole list ---------------------------------------------------------------------
+ZONEINFO_DIRS = ("/usr/share/zoneinfo/", "/usr/lib/zoneinfo/", "/usr/share/lib/zoneinfo/")
+
+
+def server_zone_name() -> str | None:
+    """The server's IANA zone name: ``TZ``, else where ``/etc/localtime`` links to; ``None`` when unknown."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            target = os.path.realpath("/etc/localtime")
+        except OSError:
+            return None
+        name = next((target[len(d):] for d in ZONEINFO_DIRS if target.startswith(d)), "")
+    return name or None
+
+
+@lru_cache(maxsize=16)
+def list_zone(name: str | None) -> tuple[tzinfo, str]:
+    """``(zone, label)``: the zone the list shows times in (``viewer.time_zone``, else the server's) and the
+    label said once in the list head, e.g. ``Times in America/Chicago``. An unknown server zone is its
+    current UTC offset (``Times in UTC+01:00``)."""
+    for candidate in (name, None if name else server_zone_name()):
+        if candidate:
+            try:
+                zone = ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+            label = "UTC" if candidate in ("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu") else candidate
+            return zone, f"Times in {label}"
+    local = datetime.now().astimezone().tzinfo or timezone.utc
+    return local, f"Times in {offset_label(datetime.now(local).utcoffset())}"
+
+
+def offset_label(offset) -> str:
+    """``UTC``, ``UTC+01:00``, ``UTC−05:00`` (a minus sign) for a ``timedelta`` offset."""
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    if minutes == 0:
+        return "UTC"
+    sign = "+" if minutes > 0 else "\u2212"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def time_text(started: str | None, zone: tzinfo) -> str:
+    """A FHIR ``started`` as the list shows it: a dateTime with an offset in ``zone`` (``2024-03-01 16:00``);
+    a date alone, or a time without offset (local to the EHR, zone unknown), as recorded; ``""`` when none.
+
+    The study's own offset is kept in ``started`` (the ``<time datetime>`` attribute)."""
+    if not started:
+        return ""
+    if len(started) > 10 and "T" in started:
+        try:
+            moment = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    text = started.replace("T", " ")
+    return text[:16] if len(text) >= 16 else text[:10]
 
 
 def relative_age(then: datetime, now: datetime) -> str:

@@ -16,6 +16,23 @@ from ..fhir.imaging import StudySummary
 
 MAX_QUERY_LENGTH = 200
 
+#: list orders: newest first (the default, the EHR's ``_sort=-started``), oldest first, by modality (then newest)
+SORTS = {"newest": "Newest first", "oldest": "Oldest first", "modality": "Modality"}
+DEFAULT_SORT = "newest"
+
+
+def sort_studies(studies: Iterable[StudySummary], sort: str) -> list[StudySummary]:
+    """``studies`` in the order ``sort`` names (:data:`SORTS`); undated studies last in date orders, stable.
+
+    ``modality``: by first modality code (studies without one last), newest first within a modality.
+    """
+    newest = sorted(studies, key=lambda s: (s.started_sort is None, -(s.started_sort or 0.0)))
+    if sort == "oldest":
+        return sorted(newest, key=lambda s: (s.started_sort is None, s.started_sort or 0.0))
+    if sort == "modality":
+        return sorted(newest, key=lambda s: (not s.modalities, s.modalities[0] if s.modalities else ""))
+    return newest
+
 
 def normalise(text: str) -> str:
     """Case-folded, NFKC-normalised, accents removed, white space collapsed."""
@@ -46,15 +63,18 @@ def search_text(study: StudySummary) -> str:
 
 @dataclass(frozen=True)
 class StudyQuery:
-    """A list filter: ``modality`` (a DICOM modality code or ``""``), ``text`` (free text, at most 200 characters)."""
+    """A list filter and order: ``modality`` (a DICOM modality code or ``""``), ``text`` (free text, at most
+    200 characters), ``sort`` (a key of :data:`SORTS`)."""
 
     modality: str = ""
     text: str = ""
+    sort: str = DEFAULT_SORT
 
     @classmethod
-    def from_args(cls, modality: str | None, text: str | None) -> "StudyQuery":
-        """From request arguments (missing ones empty; the text cut to 200 characters)."""
-        return cls(modality=(modality or "")[:16], text=(text or "")[:MAX_QUERY_LENGTH])
+    def from_args(cls, modality: str | None, text: str | None, sort: str | None = None) -> "StudyQuery":
+        """From request arguments (missing ones empty; the text cut to 200 characters; an unknown sort is the default)."""
+        return cls(modality=(modality or "")[:16], text=(text or "")[:MAX_QUERY_LENGTH],
+                   sort=sort if sort in SORTS else DEFAULT_SORT)
 
     @property
     def active(self) -> bool:
@@ -62,8 +82,8 @@ class StudyQuery:
         return bool(self.modality or self.text.strip())
 
     def select(self, studies: Iterable[StudySummary]) -> list[StudySummary]:
-        """The studies matching this query, in the given order."""
+        """The studies matching this query, in its order (:func:`sort_studies`)."""
         words = normalise(self.text).split()
-        return [s for s in studies
-                if (not self.modality or self.modality in s.modalities)
-                and all(w in search_text(s) for w in words)]
+        return sort_studies([s for s in studies
+                             if (not self.modality or self.modality in s.modalities)
+                             and all(w in search_text(s) for w in words)], self.sort)

@@ -6,7 +6,8 @@ Routes
 ``GET /launch/check/<launch_id>`` cookie check for launches inside an EHR iframe
 ``GET /callback?code=…&state=…``  OAuth2 redirect (SMART 2.2 §Obtain authorization code, response)
 ``GET /l/<launch_id>/``           the patient's studies; ``study`` (repeatable) selects what the viewer shows
-``GET /l/<launch_id>/matches``    ids of the studies matching ``q`` / ``modality`` (the list's live filter)
+``GET /l/<launch_id>/matches``    ids of the studies matching ``q`` / ``modality``, in ``sort`` order (the live filter)
+``GET /l/<launch_id>/rows?after=n`` rows after the first ``n`` of the list as the page shows it (rendered; JSON)
 ``GET /l/<launch_id>/studies/<study_id>/thumbnail``  a study of the launch's list as a small JPEG (DICOMweb)
 ``GET /.well-known/jwks.json``    the app's public keys (``private_key_jwt`` registrations; RFC 7517 JWK Set)
 ``GET /l/<launch_id>/reports/<id>.pdf``  a report's PDF, read with the launch's token
@@ -24,7 +25,7 @@ from ..fhir.study_list import StudyList
 from ..launches.context import LaunchContext
 from ..launches.errors import BrowserMismatch
 from ..launches.state import ActiveLaunch, PendingLaunch, StoredLaunch
-from ..launches.study_lists import load_study_list, report_pdf_bytes
+from ..launches.study_lists import load_study_list, report_pdf_bytes, settled
 from ..observability import metrics
 from ..smart.authorization import (build_authorization_request, check_response_issuer, exchange_code,
                                    refused_authorization)
@@ -35,7 +36,7 @@ from .errors import ErrorPage, PageError, bad_launch_request, unknown_iss
 from ..audit.events import MINOR_FAILURE
 from .identity import (actor_for, audit_launch, audit_study_list, audit_viewer, header_context, show_in_header,
                        signed_in_user)
-from .presenter import DISPLAY_ROWS, build_study_list_page, study_for_report
+from .presenter import DISPLAY_ROWS, RowsFragment, build_rows, build_study_list_page, study_for_report
 from .search import StudyQuery
 from .security import browser_binding, ensure_browser_binding, frame_launch, in_iframe, rotate_browser_binding
 from .services import services
@@ -187,14 +188,23 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def _launch_list(launch_id: str) -> tuple[LaunchContext, StudyList]:
-    """This browser's launch and its study list; a freshly fetched list is kept after the response is sent."""
+    """This browser's launch and its study list; a freshly fetched list is kept after the response is sent.
+
+    A list with more pages is sent after its first page: the background loader keeps it and each further
+    page (:func:`~app.launches.study_lists.load_study_list`); the page polls :func:`rows`.
+    """
     svc = services()
-    context = LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, browser_binding())
+    binding = browser_binding()
+    context = LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, binding)
     frame_launch(context.ehr)
+
+    def reopen() -> LaunchContext:
+        return LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, binding)
+
     study_list, fetched = load_study_list(context, svc.executor, force=request.args.get("refresh") == "1",
-                                          images=svc.images, bulkheads=svc.bulkheads)
+                                          images=svc.images, bulkheads=svc.bulkheads, reopen=reopen)
     show_in_header(context.state)
-    if fetched:
+    if fetched and study_list.loading is None:
         metrics.STUDIES_PER_LIST.observe(len(study_list.studies))
 
         @after_this_request
@@ -211,7 +221,7 @@ def studies(launch_id: str):
     page = build_study_list_page(
         launch_id=launch_id, patient_id=context.state.patient, study_list=study_list,
         show_banner=context.state.grant.need_patient_banner, viewer=services().settings.viewer,
-        query=StudyQuery.from_args(request.args.get("modality"), request.args.get("q")),
+        query=_query(),
         requested_ids=request.args.getlist("study") or [i for i in [study_for_report(
             study_list, request.args.get("report"))] if i],
         show=_int_arg("show", DISPLAY_ROWS, DISPLAY_ROWS, 100_000),
@@ -224,12 +234,68 @@ def studies(launch_id: str):
     return render_template("studies.html", page=page)
 
 
+def _query() -> StudyQuery:
+    """The request's filter and order (``modality``, ``q``, ``sort``)."""
+    return StudyQuery.from_args(request.args.get("modality"), request.args.get("q"), request.args.get("sort"))
+
+
 @bp.get("/l/<launch_id>/matches")
 def matches(launch_id: str):
-    """``{"ids": [...], "count": n}``: the studies of this launch's list matching ``q`` and ``modality``."""
+    """``{"ids": [...], "count": n, "loading": bool, "loaded": m}``: the studies of this launch's list matching
+    ``q`` and ``modality``, in ``sort`` order; while older pages are loading, among the ``loaded`` so far."""
     _, study_list = _launch_list(launch_id)
-    selected = StudyQuery.from_args(request.args.get("modality"), request.args.get("q")).select(study_list.studies)
-    return {"ids": [s.id for s in selected], "count": len(selected)}
+    selected = _query().select(study_list.studies)
+    return {"ids": [s.id for s in selected], "count": len(selected), "loading": study_list.loading is not None,
+            "loaded": len(study_list.studies)}
+
+
+MAX_ROWS_AFTER = 100_000
+
+
+@bp.get("/l/<launch_id>/rows")
+def rows(launch_id: str):
+    """Rows of this launch's list after the first ``after`` (as the page orders and filters it: ``sort``,
+    ``modality``, ``q``), at most ``limit`` (0–200, default 200), rendered with the page's own row template.
+
+    JSON: ``{"load", "same_load", "loading", "loaded", "matching", "after", "prefix_changed", "ids", "html",
+    "more", "incomplete"}``. ``load`` names the fetch that built the stored list; ``same_load`` is false when it
+    is not the ``load`` the page was rendered from (not written yet, or replaced: the page waits, then reloads).
+    ``last``: the id of the page's last row; when the row at ``after - 1`` is another one (a later page sorted
+    into the rows shown: an EHR that ignores ``_sort``, or the oldest-first order while loading), the answer
+    holds rows from the first (``after`` 0, ``prefix_changed``) and the page replaces its rows.
+
+    Rows are rendered HTML inside JSON rather than data for the browser to lay out: one row template and one
+    presenter for the page and for appended rows (times, ages, priors, viewer URLs, escaping), and the
+    counts and state the page needs beside them. Reads the stored list only (never asks the
+    EHR): the background loader writes it page by page. ``after`` must be 0–100,000 (else 400); past the end
+    no rows. Another browser's or an unknown launch: 404, like the list.
+    """
+    svc = services()
+    context = LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, browser_binding())
+    frame_launch(context.ehr)
+    try:
+        after = int(request.args.get("after", ""))
+        limit = int(request.args.get("limit", DISPLAY_ROWS))
+    except ValueError:
+        after = limit = -1
+    if not (0 <= after <= MAX_ROWS_AFTER and 0 <= limit <= DISPLAY_ROWS):
+        return {"error": "after must be 0-100000 and limit 0-200"}, 400
+    stored = context.state.study_list
+    study_list = settled(stored, svc.settings.fhir) if stored is not None else StudyList(studies=[], banner=None)
+    query = _query()
+    selected = query.select(study_list.studies)
+    last = request.args.get("last")
+    prefix_changed = bool(after and last) and (after > len(selected) or selected[after - 1].id != last)
+    if prefix_changed:  # a later page sorted into the rows already shown: the page replaces its rows
+        after, limit = 0, min(DISPLAY_ROWS, after + limit)
+    page_url = url_for("views.studies", launch_id=launch_id)
+    shown = build_rows(study_list, selected, after, limit, viewer=svc.settings.viewer, page_url=page_url, query=query)
+    html = render_template("_study_rows.html", page=RowsFragment(launch_id=launch_id, rows=shown),
+                           viewer=svc.settings.viewer)
+    return {"load": study_list.load_id, "same_load": stored is not None and study_list.load_id == request.args.get("load"),
+            "loading": study_list.loading is not None, "loaded": len(study_list.studies), "matching": len(selected),
+            "after": after, "prefix_changed": prefix_changed, "ids": [r.study.id for r in shown], "html": html,
+            "more": max(0, len(selected) - after - len(shown)), "incomplete": study_list.incomplete}
 
 
 @bp.get("/l/<launch_id>/reports/<report_id>.pdf")

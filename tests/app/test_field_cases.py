@@ -13,6 +13,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from app.smart.scopes import allows_search
 from tests.app.conftest import good_token
+from tests.app.progressive import settled_page
 from tests.support import (AUTHORIZE, ISS, PATIENT, TOKEN, UID_A, UID_B, VIEWER, WELL_KNOWN, query_of,
                            searchset, study)
 
@@ -32,6 +33,23 @@ def _patient(ehr, iss=ISS, patient=PATIENT, name="Doe"):
 def _open_list(ehr, callback):
     assert callback.status_code == 303, callback.get_data(as_text=True)
     return ehr.client.get(callback.headers["Location"])
+
+
+class _Settled:
+    """A list response read again once its background loader settled it (the page is sent after the first
+    ImagingStudy page; older pages follow in the background: issue 14)."""
+
+    def __init__(self, ehr, response):
+        self.status_code = response.status_code
+        self._page = settled_page(ehr.client, response)
+
+    def get_data(self, as_text=False):
+        return self._page if as_text else self._page.encode()
+
+
+def _open_full_list(ehr, callback):
+    """:func:`_open_list`, then the list once every page the app reads has been read."""
+    return _Settled(ehr, _open_list(ehr, callback))
 
 
 def _ids_in(page: str) -> list[str]:
@@ -272,8 +290,10 @@ def test_c07_repeating_next_link_stops_paging_and_dedupes(ehr):
         return 200, {"Content-Type": FHIR_JSON}, json.dumps(body)
 
     ehr.mock.add_callback(responses.GET, f"{ISS}/ImagingStudy", callback=answer)
-    response = _open_list(ehr, ehr.authorized(good_token()))
-    page = response.get_data(as_text=True)
+    first = _open_list(ehr, ehr.authorized(good_token()))
+    assert _ids_in(first.get_data(as_text=True)) == ["is-1", "is-2"]  # sent after the first page
+    assert "Loading older studies" in first.get_data(as_text=True)
+    page = _Settled(ehr, first).get_data(as_text=True)
     assert _ids_in(page) == ["is-1", "is-2", "is-3"]
     assert len(ehr.calls_to("/ImagingStudy")) == 2  # the first page, the looping page once
     assert "the server repeated a page link; paging was stopped" in page
@@ -299,7 +319,7 @@ def test_a_failed_later_page_keeps_the_first_and_says_the_list_is_incomplete(ehr
         return 200, {"Content-Type": FHIR_JSON}, json.dumps(first)
 
     ehr.mock.add_callback(responses.GET, f"{ISS}/ImagingStudy", callback=answer)
-    response = _open_list(ehr, ehr.authorized(good_token()))
+    response = _open_full_list(ehr, ehr.authorized(good_token()))
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert _ids_in(page) == ["is-1", "is-2"]
@@ -321,7 +341,7 @@ def test_page_cap_is_enforced_and_reported(ehr):
         return 200, {"Content-Type": FHIR_JSON}, json.dumps(body)
 
     ehr.mock.add_callback(responses.GET, f"{ISS}/ImagingStudy", callback=answer)
-    page = _open_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
+    page = _open_full_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
     assert counter["n"] == 5  # registration(): max_pages 5
     assert "the app stops after 5 pages" in page
 
@@ -511,7 +531,7 @@ def test_a_slow_ehr_stops_paging_at_the_list_deadline(ehr_with):
     ehr = ehr_with(list_deadline_seconds=0.5)
     _patient(ehr)
     _paged_search(ehr, pages=5, per_page=2, delay=0.3)
-    page = _open_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
+    page = _open_full_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
     assert "the EHR was too slow; the app stopped after 2 pages" in page
     assert len(_ids_in(page)) == 4 and len(ehr.calls_to("/ImagingStudy")) == 2
 
@@ -520,7 +540,7 @@ def test_the_study_cap_keeps_what_the_ehr_sent_first_and_says_so(ehr_with):
     ehr = ehr_with(max_studies=3)
     _patient(ehr)
     _paged_search(ehr, pages=3, per_page=2)
-    page = _open_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
+    page = _open_full_list(ehr, ehr.authorized(good_token())).get_data(as_text=True)
     assert "List incomplete:</strong> the app shows at most 3 studies." in page
     assert _ids_in(page) == ["is-2-0", "is-1-1", "is-1-0"]
 
