@@ -103,7 +103,29 @@ class StudySummary:
                       "endpoint_refs": tuple(data.get("endpoint_refs") or ())})
 
 
+    def to_row(self) -> list[Any]:
+        """The compact stored form: the field values in :data:`SUMMARY_FIELDS` order (tuples as lists);
+        about half the bytes of :meth:`to_json` and no key per field to encode or decode."""
+        return [getattr(self, name) for name in _SUMMARY_FIELDS]
+
+    @classmethod
+    def from_row(cls, row: list[Any], names: tuple[str, ...] | None = None) -> "StudySummary":
+        """Inverse of :meth:`to_row`; ``names``: the field names the row was written with, when they are not
+        this version's :data:`SUMMARY_FIELDS` (an earlier version's list: unknown names dropped, defaults kept)."""
+        if names is None or names == _SUMMARY_FIELDS:
+            values = list(row)
+        else:
+            return cls.from_json(dict(zip(names, row)))
+        for index in _TUPLE_INDEXES:
+            values[index] = tuple(values[index] or ())
+        return cls(*values)
+
+
 _SUMMARY_FIELDS = tuple(f.name for f in fields(StudySummary))
+SUMMARY_FIELDS = _SUMMARY_FIELDS
+"""The names of :meth:`StudySummary.to_row`'s values, in order."""
+_TUPLE_INDEXES = tuple(i for i, name in enumerate(_SUMMARY_FIELDS)
+                       if name in ("modalities", "body_sites", "series_descriptions", "endpoint_refs"))
 
 
 def _dicts(value: Any) -> list[dict]:

@@ -37,9 +37,11 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
     :class:`~app.launches.errors.EhrBusy` when none frees in time).
     """
     fhir = context.settings.fhir
-    cached = context.state.study_list
-    if cached is not None and not force and time.time() - cached.fetched_at < fhir.study_list_ttl_seconds:
-        return cached, False
+    ref = context.state.list_ref  # judged before the list is read: a stale list is never opened
+    if ref is not None and not force and time.time() - ref.fetched_at < fhir.study_list_ttl_seconds:
+        cached = context.state.study_list
+        if cached is not None:
+            return cached, False
     limits = StudyListLimits(page_size=fhir.page_size, max_pages=fhir.max_pages, max_studies=fhir.max_studies,
                              deadline_seconds=fhir.list_deadline_seconds)
     state = context.state
