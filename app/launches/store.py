@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..fhir.study_list import StudyList
+from ..outbound.jsonsafe import paused_gc
 from .state import ActiveLaunch, PendingLaunch, StoredLaunch, StudyListRef
 
 PENDING_LIFETIME_SECONDS = 600  # an unused OAuth state expires after 10 minutes
@@ -102,16 +103,18 @@ class Sealer:
 
     def seal_list(self, launch_id: str, ref: StudyListRef, study_list: StudyList) -> bytes:
         """The Fernet token of ``study_list`` bound to ``launch_id`` and ``ref.version`` (both sealed inside)."""
-        return self._current.encrypt(orjson.dumps({"launch": launch_id, "version": ref.version,
-                                                   "list": study_list.to_json()}))
+        with paused_gc():  # many short-lived rows at once: no cycles, no collection needed
+            document = orjson.dumps({"launch": launch_id, "version": ref.version, "list": study_list.to_json()})
+        return self._current.encrypt(document)
 
     def open_list(self, blob: bytes, launch_id: str, ref: StudyListRef) -> tuple[StudyList | None, bool]:
         """``(study_list, stale)`` sealed in ``blob``; ``(None, False)`` when no key opens it or it was sealed for
         another launch or version (a record moved between launches opens nothing)."""
-        data, stale = self.open(blob)
-        if not isinstance(data, dict) or data.get("launch") != launch_id or data.get("version") != ref.version:
-            return None, False
-        return StudyList.from_json(data["list"]), stale
+        with paused_gc():  # tens of thousands of objects at once, none in a cycle
+            data, stale = self.open(blob)
+            if not isinstance(data, dict) or data.get("launch") != launch_id or data.get("version") != ref.version:
+                return None, False
+            return StudyList.from_json(data["list"]), stale
 
     def reseal(self, blob: bytes) -> bytes:
         """``blob`` re-encrypted under the current key (``MultiFernet.rotate``); raises ``InvalidToken``."""

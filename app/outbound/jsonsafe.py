@@ -22,13 +22,49 @@ integers are 32 or 64 bits).
 
 from __future__ import annotations
 
+import gc
 import re
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 import orjson
 
 from .errors import InvalidJson, JsonTooDeep, UnexpectedContentType
 
 DEFAULT_MAX_DEPTH = 64
+GC_PAUSE_BYTES = 64 * 1024  # bodies from this size are decoded with the cyclic collector paused
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a large document is decoded into objects.
+
+    Decoding creates many container objects at once, which sets off full
+    collections that walk every live object (measured: 60 % of the time to open
+    a sealed 10,000-study list, about half of decoding a 2.6 MB Bundle). What is
+    decoded (dicts, lists, tuples, dataclasses) holds no reference cycles, so
+    reference counting frees it all the same: memory is not held longer.
+    Process-wide and nestable across threads: the collector is re-enabled when
+    the last pause ends, and only if it was enabled when the first began.
+    """
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 _ESCAPE = re.compile(rb"\\.", re.S)
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}:')
@@ -129,7 +165,11 @@ def decode_json(body: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, require_obje
     if _bracket_depth(skeleton, max_depth) > max_depth:
         raise JsonTooDeep(max_depth, **context)
     try:
-        value = orjson.loads(body)
+        if len(body) >= GC_PAUSE_BYTES:
+            with paused_gc():
+                value = orjson.loads(body)
+        else:
+            value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise _classify(body, exc, context) from None
     if isinstance(value, (dict, list)) and _decoded_members(value) != skeleton.count(b":"):

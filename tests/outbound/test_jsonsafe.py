@@ -51,3 +51,30 @@ def test_depth_is_measured_before_decoding_and_counts_only_brackets_outside_stri
         decode_json(b'{"a":' * 65 + b"1" + b"}" * 65)
     with pytest.raises(JsonTooDeep):
         decode_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_the_collector_is_paused_for_large_bodies_and_restored_as_it_was():
+    import gc
+    from app.outbound import jsonsafe
+
+    seen = []
+    real_loads = jsonsafe.orjson.loads
+    jsonsafe.orjson.loads = lambda body: seen.append(gc.isenabled()) or real_loads(body)
+    try:
+        decode_json(b'{"a": 1}')
+        decode_json(b'{"a": "' + b"x" * jsonsafe.GC_PAUSE_BYTES + b'"}')
+    finally:
+        jsonsafe.orjson.loads = real_loads
+    assert seen == [True, False] and gc.isenabled()
+    with jsonsafe.paused_gc():
+        with jsonsafe.paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with jsonsafe.paused_gc():
+            pass
+        assert not gc.isenabled()  # disabled before: left disabled
+    finally:
+        gc.enable()
