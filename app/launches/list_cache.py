@@ -27,11 +27,14 @@ MAX_ENTRIES = 256
 MAX_BYTES = 96 * 1024 * 1024
 BYTES_PER_STUDY = 1800  # a StudySummary with its strings and tuples, and its share of the per-list index
 BYTES_PER_LIST = 4096
+BYTES_PER_SHOWN_ROW = 2400  # the rendered default page kept beside the list (app/web/list_index.py)
+SHOWN_ROWS = 200
 
 
 def cost(study_list: StudyList) -> int:
-    """Estimated bytes ``study_list`` holds in memory (with its per-list index)."""
-    return BYTES_PER_LIST + BYTES_PER_STUDY * (len(study_list.studies) + len(study_list.reports))
+    """Estimated bytes ``study_list`` holds in memory (with its per-list index and its rendered default page)."""
+    return (BYTES_PER_LIST + BYTES_PER_STUDY * (len(study_list.studies) + len(study_list.reports))
+            + BYTES_PER_SHOWN_ROW * min(len(study_list.studies), SHOWN_ROWS))
 
 
 class ListCache:

@@ -261,7 +261,7 @@ def build_study_list_page(*, launch_id: str, patient_id: str, study_list: StudyL
                      study_list.reports_problem is None, age_text(s, now, birth)) for s in matches[:show]]
     # the unfiltered rows are the same for every re-open within a minute (ages are in days)
     rows = build_rows() if query.active else index.memo(
-        ("rows", page_url, show, id(viewer), now.strftime("%Y-%m-%dT%H:%M")), build_rows)
+        ("rows", page_url, show, viewer, now.strftime("%Y-%m-%dT%H:%M")), build_rows)
     more = len(matches) - len(rows)
     show_more_url = None
     if more:

@@ -35,6 +35,7 @@ from .errors import ErrorPage, PageError, bad_launch_request, unknown_iss
 from ..audit.events import MINOR_FAILURE
 from .identity import (actor_for, audit_launch, audit_study_list, audit_viewer, header_context, show_in_header,
                        signed_in_user)
+from .list_index import cached_page
 from .presenter import DISPLAY_ROWS, build_study_list_page, study_for_report
 from .search import StudyQuery
 from .security import browser_binding, ensure_browser_binding, frame_launch, in_iframe, rotate_browser_binding
@@ -221,7 +222,8 @@ def studies(launch_id: str):
                      urlencode({"patient": context.state.patient, "_sort": "-started", "_count": fhir.page_size}))
     if page.viewer_url:
         audit_viewer(context.state, context.ehr, [s.study_instance_uid for s in page.selected if s.study_instance_uid])
-    return render_template("studies.html", page=page)
+    return cached_page(page, lambda: render_template("studies.html", page=page), default_rows=DISPLAY_ROWS,
+                       header=(g.get("signed_in_user"), g.get("launch_encounter")))
 
 
 @bp.get("/l/<launch_id>/matches")
