@@ -65,18 +65,19 @@ def test_only_the_default_view_is_kept_rendered_and_only_for_its_minute():
     def render(label):
         def go():
             renders.append(label)
-            return f"<html>{label} {len(renders)}</html>"
+            return f"<html>{label} {len(renders)} é</html>"
         return go
 
     minute = datetime(2026, 12, 2, 14, 10, 5, tzinfo=timezone.utc)
     default = page_of(study_list)
-    assert cached_page(default, render("default"), default_rows=DISPLAY_ROWS, now=minute) == "<html>default 1</html>"
+    first = cached_page(default, render("default"), default_rows=DISPLAY_ROWS, now=minute)
+    assert first == "<html>default 1 é</html>".encode()
     assert cached_page(page_of(study_list), render("default"), default_rows=DISPLAY_ROWS,
-                       now=minute.replace(second=59)) == "<html>default 1</html>"
+                       now=minute.replace(second=59)) == "<html>default 1 é</html>".encode()
     assert cached_page(default, render("default"), default_rows=DISPLAY_ROWS,
-                       now=minute.replace(minute=11)) == "<html>default 2</html>"
+                       now=minute.replace(minute=11)) == "<html>default 2 é</html>".encode()
     assert cached_page(default, render("other user"), default_rows=DISPLAY_ROWS, header=("Dr. B",),
-                       now=minute.replace(minute=11)) == "<html>other user 3</html>"
+                       now=minute.replace(minute=11)) == "<html>other user 3 é</html>".encode()
     for other in (page_of(study_list, requested_ids=["is-1"]), page_of(study_list, query=StudyQuery(text="CT")),
                   page_of(study_list, requested_ids=["is-404"]), page_of(study_list, launch_id="L2")):
         cached_page(other, render("other"), default_rows=DISPLAY_ROWS, now=minute)

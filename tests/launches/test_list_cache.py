@@ -97,3 +97,11 @@ def test_the_cache_is_bounded_by_entries_and_bytes_least_recently_used_first():
     assert small.stats()["entries"] == 2 and small.get("x", "v") is None
     small.put("huge", "v", study_list(1000))  # larger than the whole budget: not kept, nothing evicted
     assert small.get("huge", "v") is None and small.stats()["entries"] == 2
+
+
+def test_a_launch_record_of_the_earlier_version_embedding_its_list_opens_without_it():
+    from app.launches.state import ActiveLaunch
+    earlier = {**active().to_json(), "study_list": study_list(2).to_json()}
+    earlier.pop("list_ref")
+    state = ActiveLaunch.from_json(earlier)
+    assert state.list_ref is None and state.study_list is None and state.grant == active().grant
