@@ -119,13 +119,14 @@ def cached_page(page: "StudyListPage", render: Callable[[], str], *, default_row
                 header: tuple = (), now: datetime | None = None) -> bytes:
     """``render()``'s HTML for ``page`` as UTF-8 bytes, kept beside the list for the minute when ``page`` is its
     default view (:func:`is_default_view`; encoding 450 KB again is a third of a cached re-open); ``header``:
-    what else the page shows that is not in ``page`` (the signed-in user, the encounter). One page per list
-    is kept (the newest minute's)."""
+    what else the page shows that is not in ``page`` (the signed-in user, the encounter, the request's query
+    string: an argument the page learns later makes another key). Keyed also by the rows shown (their
+    identity, in order). One page per list is kept (the newest minute's)."""
     if not is_default_view(page, default_rows):
         return render().encode("utf-8")
     minute = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M")
     index = index_of(page.study_list)
-    key = ("html", page.launch_id, page.page_url, len(page.rows), minute, header)
+    key = ("html", page.launch_id, page.page_url, minute, header, tuple(map(id, page.rows)))
     return index.memo(key, lambda: render().encode("utf-8"), keep=1)
 
 

@@ -259,9 +259,10 @@ def build_study_list_page(*, launch_id: str, patient_id: str, study_list: StudyL
     def build_rows() -> list[StudyRow]:
         return [_row(s, priors, page_url, viewer, options, linked.get(s.id or ""),
                      study_list.reports_problem is None, age_text(s, now, birth)) for s in matches[:show]]
-    # the unfiltered rows are the same for every re-open within a minute (ages are in days)
+    # the unfiltered rows are the same for every re-open within a minute (ages are in days); keyed by the very
+    # studies shown, in order (held by the list, so their ids are stable)
     rows = build_rows() if query.active else index.memo(
-        ("rows", page_url, show, viewer, now.strftime("%Y-%m-%dT%H:%M")), build_rows)
+        ("rows", page_url, viewer, now.strftime("%Y-%m-%dT%H:%M"), tuple(map(id, matches[:show]))), build_rows)
     more = len(matches) - len(rows)
     show_more_url = None
     if more:

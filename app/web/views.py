@@ -223,7 +223,7 @@ def studies(launch_id: str):
     if page.viewer_url:
         audit_viewer(context.state, context.ehr, [s.study_instance_uid for s in page.selected if s.study_instance_uid])
     return cached_page(page, lambda: render_template("studies.html", page=page), default_rows=DISPLAY_ROWS,
-                       header=(g.get("signed_in_user"), g.get("launch_encounter")))
+                       header=(g.get("signed_in_user"), g.get("launch_encounter"), request.query_string))
 
 
 @bp.get("/l/<launch_id>/matches")

@@ -83,3 +83,17 @@ def test_only_the_default_view_is_kept_rendered_and_only_for_its_minute():
         cached_page(other, render("other"), default_rows=DISPLAY_ROWS, now=minute)
         cached_page(other, render("other"), default_rows=DISPLAY_ROWS, now=minute)
     assert renders.count("other") == 2 + 2 + 2 + 1  # a selection, a filter, a missing study: every time
+
+
+def test_the_kept_rows_and_page_follow_the_studies_shown_and_their_order():
+    study_list = a_list(6)
+    default = page_of(study_list)
+    reordered = StudyList(studies=list(reversed(study_list.studies)), banner=None, reports=study_list.reports)
+    # the same list object with its studies shown in another order (e.g. another sort) gets its own rows
+    study_list.studies.reverse()
+    other = page_of(study_list)
+    assert [r.study.id for r in other.rows] == [s.id for s in reordered.studies] != [r.study.id for r in default.rows]
+    minute = datetime(2026, 12, 2, 14, 10, tzinfo=timezone.utc)
+    assert cached_page(page_of(study_list), lambda: "A", default_rows=DISPLAY_ROWS, header=(b"",), now=minute) == b"A"
+    assert cached_page(page_of(study_list), lambda: "B", default_rows=DISPLAY_ROWS, header=(b"sort=old",),
+                       now=minute) == b"B"  # another query string: another page
