@@ -103,6 +103,10 @@ def _resource_folder(name: str) -> str:
     return str(packaged if packaged.is_dir() else PROJECT_ROOT / name)
 
 
+#: background loaders of older ImagingStudy pages per process (each holds one per-EHR bulkhead slot as well)
+LOADER_THREADS = 8
+
+
 def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str | None = None,
                store_path: str | os.PathLike | None = None,
                secret_key_fallbacks: list[str] | None = None) -> Flask:
@@ -159,7 +163,8 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
                            audit_events=AuditEventBuilder(settings.audit.source), app_jwks=published_jwks(client_keys),
                            images=LaunchImages(discovery, outbound),
                            bulkheads=EhrBulkheads(settings.fhir.max_concurrent_lists_per_ehr,
-                                                  settings.fhir.busy_wait_seconds)))
+                                                  settings.fhir.busy_wait_seconds),
+                           loaders=ContextThreadPoolExecutor(max_workers=LOADER_THREADS, thread_name_prefix="loader")))
     register_endpoints(app, ready_check=lambda: store.reload("readyz-probe"),
                        metrics_enabled=settings.observability.metrics_enabled, allowlist=allowlist)
     app.wsgi_app = _Liveness(app.wsgi_app)

@@ -180,8 +180,13 @@ def history_rows(data: dict) -> list[Row]:
                         + (f"; baseline {other['kb_per_study']:.2f} KB/study" if other else "")))
         rows.append(Row(section, f"{size:,} studies: re-opened list", f"{run['reopen_ms']:.1f} ms",
                         f"≤ {REOPEN_TARGET_MS:.0f} ms", _status({"reopen": run["reopen_ms"] <= REOPEN_TARGET_MS}),
-                        f"median of the bench browser's GETs of the cached list (body read); HTML "
-                        f"{run['html_bytes'] / 1e6:.2f} MB"))
+                        f"median of the bench browser's GETs of the cached list (body read; its default view, "
+                        f"kept rendered for the minute); HTML {run['html_bytes'] / 1e6:.2f} MB"))
+        if run.get("reopen_selected_ms") is not None:
+            rows.append(Row(section, f"{size:,} studies: re-opened list, a study selected",
+                            f"{run['reopen_selected_ms']:.1f} ms", f"≤ {REOPEN_TARGET_MS:.0f} ms",
+                            _status({"reopen": run["reopen_selected_ms"] <= REOPEN_TARGET_MS}),
+                            "?study=<id>: not the default view, its rows are rendered for every request"))
     for size in sorted(set(baseline) - {run["size"] for run in data["product"]}):
         other = baseline[size]
         rows.append(Row(section, f"{size:,} studies: baseline launch → list", _vs_floor(other["median_ms"],

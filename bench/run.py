@@ -103,6 +103,12 @@ def notes(results: dict) -> list[str]:
            "studies; memory per study = (peak RSS rise over the launch − that of the 0-study launch) / studies, "
            "peak = VmHWM reset before each launch (sizes run ascending; freed memory the allocator keeps is not "
            "counted again).",
+           "- A re-opened list (sections 2 and 3) is the list's default view (no filter, no study selected): each "
+           "worker keeps the decoded list, its indexes and that view's rendered HTML for the minute "
+           "(app/launches/list_cache.py, app/web/list_index.py), so it costs the small launch record and the bytes; "
+           "with a study selected (?study=<id>, section 2's second re-open figure) its rows are rendered per request. "
+           "The first re-open on a worker that has not decoded the list yet opens the store's list record "
+           "(bench/reopen.py prints that figure).",
            "- Section 3 is closed-loop without think time: mean latency = clients / throughput (Little's law), "
            f"so p99 < {report.P99_TARGET_MS:.0f} ms with {report.TARGET_CLIENTS} clients needs more than "
            f"{report.TARGET_CLIENTS / (report.P99_TARGET_MS / 1000):.0f} req/s."]

@@ -26,7 +26,7 @@ from ..urls import same_origin
 from .client import FhirClient, _next_link, _short_reason
 from .errors import FhirBadContent, FhirError, FhirHttpError, FhirUnauthorized
 from .outcome import outcome_text
-from .imaging import StudySummary, newest_first, summarize
+from .imaging import SUMMARY_FIELDS, StudySummary, newest_first, summarize
 from .patient import PatientBanner, banner_from_resource
 from .reports import ReportSummary, report_subject, summarize_report
 
@@ -87,8 +87,9 @@ class StudyList:
     load_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form for the launch store."""
-        return {"studies": [s.to_json() for s in self.studies],
+        """JSON-able form for the launch store: studies as rows (:meth:`StudySummary.to_row`) under one
+        ``study_fields`` list of names."""
+        return {"study_fields": list(SUMMARY_FIELDS), "studies": [s.to_row() for s in self.studies],
                 "banner": self.banner.to_json() if self.banner else None,
                 "banner_problem": self.banner_problem, "incomplete": self.incomplete,
                 "warnings": self.warnings, "excluded": self.excluded, "total": self.total,
@@ -98,8 +99,12 @@ class StudyList:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "StudyList":
-        """Inverse of :meth:`to_json`."""
-        return cls(studies=[StudySummary.from_json(s) for s in data["studies"]],
+        """Inverse of :meth:`to_json`; also reads the earlier form (one object per study)."""
+        names = tuple(data["study_fields"]) if "study_fields" in data else None
+        rows = data["studies"]
+        studies = [StudySummary.from_row(s, names) for s in rows] if names is not None \
+            else [StudySummary.from_json(s) for s in rows]
+        return cls(studies=studies,
                    banner=PatientBanner.from_json(data["banner"]) if data.get("banner") else None,
                    banner_problem=data.get("banner_problem"), incomplete=data.get("incomplete"),
                    warnings=list(data.get("warnings") or ()), excluded=data.get("excluded", 0),

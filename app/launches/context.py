@@ -27,7 +27,9 @@ from ..smart.scopes import allows_read, granted
 from ..smart.tokens import REFERENCE, TokenGrant
 from ..urls import base_dir
 from .errors import AuthorizationExpired, RegistrationRemoved
-from .state import ActiveLaunch, SignedInUser, StoredLaunch
+from ..fhir.study_list import StudyList
+from . import list_cache
+from .state import ActiveLaunch, SignedInUser, StoredLaunch, StudyListRef
 from .store import LaunchStore
 
 log = logging.getLogger(__name__)
@@ -109,16 +111,44 @@ def resolve_user(iss: str, identity: Identity, grant: TokenGrant, outbound: Outb
 
 
 class LaunchContext:
-    """One active launch of this browser, for the length of one request (at most one token renewal)."""
+    """One active launch of this browser, for the length of one request (at most one token renewal).
+
+    ``state.study_list`` is read when first used: from this process's cache
+    (:mod:`app.launches.list_cache`), else from the store's list record (then cached).
+    """
 
     def __init__(self, launch: StoredLaunch[ActiveLaunch], ehr: EhrRegistration, store: LaunchStore,
                  settings: Settings, outbound: OutboundClient):
+        self._store = store
+        self._list: tuple[StudyListRef, StudyList | None] | None = None
         self.launch = launch
         self.ehr = ehr
-        self._store = store
         self.settings = settings
         self.outbound = outbound
         self._renewed = False
+
+    @property
+    def launch(self) -> StoredLaunch[ActiveLaunch]:
+        """The stored launch as last read or written by this request (its state reads the list lazily)."""
+        return self._launch
+
+    @launch.setter
+    def launch(self, launch: StoredLaunch[ActiveLaunch]) -> None:
+        if launch.state.list_loader is not self._load_list:
+            launch = StoredLaunch(launch.id, launch.version, launch.expires, launch.state.with_loader(self._load_list))
+        self._launch = launch
+
+    def _load_list(self, ref: StudyListRef) -> StudyList | None:
+        """The list ``ref`` names: this request's copy, the process cache, else the store's record (cached)."""
+        if self._list is not None and self._list[0] == ref:
+            return self._list[1]
+        study_list = list_cache.LISTS.get(self._launch.id, ref.version)
+        if study_list is None:
+            study_list = self._store.get_study_list(self._launch.id, ref)
+            if study_list is not None:
+                list_cache.LISTS.put(self._launch.id, ref.version, study_list)
+        self._list = (ref, study_list)
+        return study_list
 
     @classmethod
     def load(cls, store: LaunchStore, settings: Settings, outbound: OutboundClient,
@@ -239,7 +269,15 @@ class LaunchContext:
         self.launch = stored
         return True
 
-    def keep_study_list(self, study_list) -> None:
-        """Cache ``study_list`` in the launch (skipped when another request changed the launch meanwhile)."""
-        if self._store.update(self.launch, self.state.with_study_list(study_list)) is None:
+    def keep_study_list(self, study_list: StudyList) -> None:
+        """Keep ``study_list`` as the launch's list: the store's list record and the launch's reference to it
+        in one compare-and-swap, then this process's cache (skipped when another request changed the launch
+        meanwhile)."""
+        ref = StudyListRef.new(study_list)
+        stored = self._store.keep_list(self.launch, self.state.with_list_ref(ref), study_list)
+        if stored is None:
             log.debug("study list cache not written: launch updated concurrently")
+            return
+        self.launch = stored
+        self._list = (ref, study_list)
+        list_cache.LISTS.put(stored.id, ref.version, study_list)

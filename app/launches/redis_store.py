@@ -20,6 +20,8 @@ Keys, under ``key_prefix`` ``P`` (default ``imaging-app:``), each with a TTL:
 ``P pending:<sha256>``     the same for one browser (the bound of 20)
 ``P expiry``               sorted set: launch id -> expiry, every launch (purge)
 ``P lease:<id>``           the owner of the launch's token-renewal lease (``SET NX PX``)
+``P list:<id>``            hash: ``version`` (the list's random id), ``payload`` (Fernet token of the list,
+                           bound to the launch id and version); the launch's remaining TTL, deleted with it
 ========================== ========================================================================
 
 Redis's own TTL removes what nobody purges; ``expires`` is still checked
@@ -41,7 +43,8 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from .errors import BrowserMismatch, LaunchNotFound, StateNotRecognised, StoreUnavailable, TooManyPendingLaunches
-from .state import ActiveLaunch, PendingLaunch, StoredLaunch
+from ..fhir.study_list import StudyList
+from .state import ActiveLaunch, PendingLaunch, StoredLaunch, StudyListRef
 from .store import (LAUNCH_ID_BYTES, MAX_LAUNCH_ID_LENGTH, MAX_PENDING_PER_BROWSER, MAX_PENDING_TOTAL,
                     PENDING_LIFETIME_SECONDS, Sealer, browser_matches, digest)
 
@@ -63,7 +66,7 @@ local function purge_one(p, id)
   if r[2] and r[2] ~= '' and redis.call('GET', p .. 'state:' .. r[2]) == id then
     redis.call('DEL', p .. 'state:' .. r[2])
   end
-  redis.call('DEL', k)
+  redis.call('DEL', k, p .. 'list:' .. id)
   redis.call('ZREM', p .. 'pending', id)
   return redis.call('ZREM', p .. 'expiry', id)
 end
@@ -157,6 +160,30 @@ redis.call('HSET', k, 'payload', ARGV[4])
 return redis.call('HINCRBY', k, 'version', 1)
 """
 
+# ARGV: prefix, id, expected version, payload, list version, list payload -> new version | nil.
+# The launch and its list record change together; the list key lives as long as the launch key.
+_KEEP_LIST = """
+local k = ARGV[1] .. 'launch:' .. ARGV[2]
+local r = redis.call('HMGET', k, 'version', 'status')
+if r[1] ~= ARGV[3] or r[2] ~= 'active' then return false end
+local ttl = redis.call('PTTL', k)
+if ttl <= 0 then return false end
+redis.call('HSET', k, 'payload', ARGV[4])
+local lk = ARGV[1] .. 'list:' .. ARGV[2]
+redis.call('DEL', lk)
+redis.call('HSET', lk, 'version', ARGV[5], 'payload', ARGV[6])
+redis.call('PEXPIRE', lk, ttl)
+return redis.call('HINCRBY', k, 'version', 1)
+"""
+
+# ARGV: prefix, id, list version, payload -> 1 | 0. A list re-sealed under the current key.
+_RESEAL_LIST = """
+local lk = ARGV[1] .. 'list:' .. ARGV[2]
+if redis.call('HGET', lk, 'version') ~= ARGV[3] then return 0 end
+redis.call('HSET', lk, 'payload', ARGV[4])
+return 1
+"""
+
 # ARGV: prefix, id, expected version, payload -> 1 | 0. Same content under the current key: version unchanged.
 _RESEAL = """
 local k = ARGV[1] .. 'launch:' .. ARGV[2]
@@ -217,6 +244,7 @@ class RedisLaunchStore:
             socket_connect_timeout=SOCKET_TIMEOUT_SECONDS, health_check_interval=30)
         self._scripts = {name: self._redis.register_script(source) for name, source in (
             ("create", _CREATE), ("claim", _CLAIM), ("activate", _ACTIVATE), ("update", _UPDATE),
+            ("keep_list", _KEEP_LIST), ("reseal_list", _RESEAL_LIST),
             ("reseal", _RESEAL), ("release", _RELEASE), ("discard", _DISCARD), ("purge", _PURGE))}
         self._call(self._redis.ping)
 
@@ -347,6 +375,34 @@ class RedisLaunchStore:
         if version is None:
             return None
         return StoredLaunch(launch.id, int(version), launch.expires, state)
+
+    def keep_list(self, launch: StoredLaunch[ActiveLaunch], state: ActiveLaunch,
+                  study_list: StudyList) -> StoredLaunch[ActiveLaunch] | None:
+        """Compare-and-swap ``launch`` to ``state`` and replace its list record (``P list:<id>``, the launch's
+        remaining TTL) in one script; ``None`` when another request updated the launch first."""
+        if state.list_ref is None:
+            raise ValueError("keep_list needs a state naming its list")
+        version = self._run("keep_list", launch.id, launch.version, self._sealer.seal(state), state.list_ref.version,
+                            self._sealer.seal_list(launch.id, state.list_ref, study_list))
+        if version is None:
+            return None
+        return StoredLaunch(launch.id, int(version), launch.expires, state)
+
+    def get_study_list(self, launch_id: str, ref: StudyListRef, now: float | None = None) -> StudyList | None:
+        """The list record of active, unexpired launch ``launch_id`` if it is ``ref``'s version (one round trip:
+        both hashes in one pipeline), else ``None``."""
+        now = time.time() if now is None else now
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hmget(f"{self.key_prefix}launch:{launch_id}", "status", "expires")
+        pipe.hmget(f"{self.key_prefix}list:{launch_id}", "version", "payload")
+        (status, expires), (version, payload) = self._call(pipe.execute)
+        if status != b"active" or expires is None or float(expires) < now or payload is None \
+                or version != ref.version.encode():
+            return None
+        study_list, stale = self._sealer.open_list(payload, launch_id, ref)
+        if stale:
+            self._run("reseal_list", launch_id, ref.version, self._sealer.reseal(payload))
+        return study_list
 
     def purge_expired(self, now: float | None = None) -> int:
         """Delete launches whose expiry has passed (Redis's TTL also drops them); returns how many."""

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from .errors import BrowserMismatch, LaunchNotFound, StateNotRecognised, StoreUnavailable, TooManyPendingLaunches
-from .state import ActiveLaunch, PendingLaunch, StoredLaunch
+from ..fhir.study_list import StudyList
+from .state import ActiveLaunch, PendingLaunch, StoredLaunch, StudyListRef
 from .store import (LAUNCH_ID_BYTES, MAX_LAUNCH_ID_LENGTH, MAX_PENDING_PER_BROWSER, MAX_PENDING_TOTAL,
                     PENDING_LIFETIME_SECONDS, Sealer, browser_matches as _browser_matches, digest as _digest)
 
@@ -34,6 +35,11 @@ CREATE TABLE IF NOT EXISTS launches (
     payload    BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS launches_expires ON launches (expires);
+CREATE TABLE IF NOT EXISTS study_lists (
+    launch_id  TEXT PRIMARY KEY,
+    version    TEXT NOT NULL,
+    payload    BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (
     launch_id TEXT PRIMARY KEY,
     owner     TEXT NOT NULL,
@@ -41,6 +47,9 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """
 _COLUMNS = "id, browser, version, expires, payload"
+# a launch's list record goes with it: deleted with it, expired with it
+_DROP_EXPIRED = ("DELETE FROM study_lists WHERE launch_id IN (SELECT id FROM launches WHERE expires < ?)",
+                 "DELETE FROM launches WHERE expires < ?")
 
 
 class SqliteLaunchStore:
@@ -117,7 +126,8 @@ class SqliteLaunchStore:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("DELETE FROM launches WHERE expires < ?", (now,))
+                for statement in _DROP_EXPIRED:
+                    db.execute(statement, (now,))
                 self._check_pending_bounds(db, browser, now)
                 db.execute(
                     "INSERT INTO launches (id, browser, state_hash, status, expires, payload) VALUES (?,?,?,?,?,?)",
@@ -206,7 +216,14 @@ class SqliteLaunchStore:
     def discard(self, launch_id: str) -> None:
         """Delete a launch (failed or refused callback)."""
         with self._connect() as db:
-            db.execute("DELETE FROM launches WHERE id = ?", (launch_id,))
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM study_lists WHERE launch_id = ?", (launch_id,))
+                db.execute("DELETE FROM launches WHERE id = ?", (launch_id,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def get_active(self, launch_id: str, browser_id: str | None,
                    now: float | None = None) -> StoredLaunch[ActiveLaunch]:
@@ -247,12 +264,55 @@ class SqliteLaunchStore:
             return StoredLaunch(launch.id, launch.version + 1, launch.expires, state)
         return None
 
+    def keep_list(self, launch: StoredLaunch[ActiveLaunch], state: ActiveLaunch,
+                  study_list: StudyList) -> StoredLaunch[ActiveLaunch] | None:
+        """Compare-and-swap ``launch`` to ``state`` and replace its list record with ``study_list`` (named by
+        ``state.list_ref``), in one transaction; ``None`` when another request updated the launch first."""
+        if state.list_ref is None:
+            raise ValueError("keep_list needs a state naming its list")
+        list_blob = self._sealer.seal_list(launch.id, state.list_ref, study_list)
+        payload = self._seal(state)
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = db.execute("UPDATE launches SET payload = ?, version = version + 1 "
+                                    "WHERE id = ? AND version = ? AND status = 'active'",
+                                    (payload, launch.id, launch.version))
+                if cursor.rowcount == 1:
+                    db.execute("INSERT OR REPLACE INTO study_lists (launch_id, version, payload) VALUES (?,?,?)",
+                               (launch.id, state.list_ref.version, list_blob))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        if cursor.rowcount == 1:
+            return StoredLaunch(launch.id, launch.version + 1, launch.expires, state)
+        return None
+
+    def get_study_list(self, launch_id: str, ref: StudyListRef, now: float | None = None) -> StudyList | None:
+        """The list record of active, unexpired launch ``launch_id`` if it is ``ref``'s version, else ``None``."""
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            row = db.execute("SELECT s.payload FROM study_lists s JOIN launches l ON l.id = s.launch_id "
+                             "WHERE s.launch_id = ? AND s.version = ? AND l.status = 'active' AND l.expires >= ?",
+                             (launch_id, ref.version, now)).fetchone()
+        if row is None:
+            return None
+        study_list, stale = self._sealer.open_list(row[0], launch_id, ref)
+        if stale:  # sealed under a fallback key: re-seal under the current one
+            with self._connect() as db:
+                db.execute("UPDATE study_lists SET payload = ? WHERE launch_id = ? AND version = ?",
+                           (self._sealer.reseal(row[0]), launch_id, ref.version))
+        return study_list
+
     def purge_expired(self, now: float | None = None) -> int:
-        """Delete expired launches; returns how many."""
+        """Delete expired launches and their list records (and list records whose launch is gone); how many launches."""
         now = time.time() if now is None else now
         with self._connect() as db:
             db.execute("DELETE FROM leases WHERE expires < ?", (time.time(),))
-            return db.execute("DELETE FROM launches WHERE expires < ?", (now,)).rowcount
+            db.execute(_DROP_EXPIRED[0], (now,))
+            db.execute("DELETE FROM study_lists WHERE launch_id NOT IN (SELECT id FROM launches)")
+            return db.execute(_DROP_EXPIRED[1], (now,)).rowcount
 
     def acquire_renewal(self, launch_id: str, seconds: float) -> str | None:
         """Take the renewal lease of ``launch_id`` for ``seconds``; an owner token, or ``None`` while it is held."""

@@ -7,8 +7,9 @@ tokens): never log or render them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Generic, TypeVar
 
 from ..fhir.study_list import StudyList
 from ..smart.tokens import TokenGrant
@@ -92,13 +93,52 @@ class SignedInUser:
 
 
 @dataclass(frozen=True)
+class StudyListRef:
+    """Which study list a launch holds: the store keeps the list as its own sealed record, bound to the launch.
+
+    ``version``: random id of this list (22 URL-safe characters; a re-fetched list gets a new one, so a
+    per-process cache keyed by launch id and version can never serve an older list); ``fetched_at``: epoch
+    seconds of the fetch (the TTL is judged on it without reading the list); ``studies``: how many it holds;
+    ``loading``: a background loader was still adding older pages when it was kept (the list must be read to
+    know whether that loader is alive, whatever its age).
+    """
+
+    version: str
+    fetched_at: float
+    studies: int = 0
+    loading: bool = False
+
+    @classmethod
+    def new(cls, study_list: StudyList) -> "StudyListRef":
+        """A fresh reference for ``study_list``."""
+        return cls(secrets.token_urlsafe(16), study_list.fetched_at, len(study_list.studies),
+                   study_list.loading is not None)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"version": self.version, "fetched_at": self.fetched_at, "studies": self.studies,
+                "loading": self.loading}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "StudyListRef":
+        """Inverse of :meth:`to_json`."""
+        return cls(version=str(data["version"]), fetched_at=float(data["fetched_at"]),
+                   studies=int(data.get("studies", 0)), loading=bool(data.get("loading", False)))
+
+
+@dataclass(frozen=True)
 class ActiveLaunch:
-    """A launch after a successful callback: whose data, which tokens, and the cached study list.
+    """A launch after a successful callback: whose data, which tokens, and which study list it holds.
 
     ``patient``: the launch patient's FHIR id; ``grant``: the current tokens;
-    ``study_list``: the last list fetched (``None`` before the first page);
+    ``list_ref``: the last list kept (``None`` before the first), whose studies
+    are a separate sealed record of the store (:meth:`~app.launches.store.LaunchStore.get_study_list`);
     ``user``: who signed in (``None`` without OpenID Connect). The launch context
     (``encounter``, ``fhirContext``, ``intent``, ``tenant``) is in ``grant``.
+    This record is what every request decrypts: it stays small (about 1 KB) whatever the history.
+
+    ``list_loader``: set by :class:`~app.launches.context.LaunchContext` (never stored) so that
+    :attr:`study_list` reads the list when it is first needed.
     """
 
     iss: str
@@ -106,30 +146,43 @@ class ActiveLaunch:
     patient: str
     grant: TokenGrant
     token_endpoint: str
-    study_list: StudyList | None = None
+    list_ref: StudyListRef | None = None
     user: SignedInUser | None = None
+    list_loader: Callable[[StudyListRef], StudyList | None] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def study_list(self) -> StudyList | None:
+        """The launch's kept list (read on first use through ``list_loader``), ``None`` without one or a loader."""
+        if self.list_ref is None or self.list_loader is None:
+            return None
+        return self.list_loader(self.list_ref)
 
     def with_grant(self, grant: TokenGrant) -> "ActiveLaunch":
         """A copy holding ``grant``."""
         return replace(self, grant=grant)
 
-    def with_study_list(self, study_list: StudyList) -> "ActiveLaunch":
-        """A copy holding ``study_list``."""
-        return replace(self, study_list=study_list)
+    def with_list_ref(self, list_ref: StudyListRef | None) -> "ActiveLaunch":
+        """A copy naming ``list_ref`` as its list."""
+        return replace(self, list_ref=list_ref)
+
+    def with_loader(self, loader: Callable[[StudyListRef], StudyList | None] | None) -> "ActiveLaunch":
+        """A copy whose :attr:`study_list` reads through ``loader``."""
+        return replace(self, list_loader=loader)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form."""
+        """JSON-able form (the list itself is not in it, only ``list_ref``)."""
         return {"iss": self.iss, "launch": self.launch, "patient": self.patient, "grant": self.grant.to_json(),
                 "token_endpoint": self.token_endpoint,
-                "study_list": self.study_list.to_json() if self.study_list else None,
+                "list_ref": self.list_ref.to_json() if self.list_ref else None,
                 "user": self.user.to_json() if self.user else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ActiveLaunch":
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json`. A record of an earlier version embedding ``study_list`` is read without
+        it (the list is fetched again)."""
         return cls(iss=data["iss"], launch=data.get("launch"), patient=data["patient"],
                    grant=TokenGrant.from_json(data["grant"]), token_endpoint=data["token_endpoint"],
-                   study_list=StudyList.from_json(data["study_list"]) if data.get("study_list") else None,
+                   list_ref=StudyListRef.from_json(data["list_ref"]) if data.get("list_ref") else None,
                    user=SignedInUser.from_json(data["user"]) if data.get("user") else None)
 
 

@@ -16,6 +16,12 @@ against both, ``tests/launches/test_store_contract.py``):
   one Redis shared by app instances on several hosts; each operation is one
   Lua script, so atomic on the server.
 
+A launch's study list is its own record, bound to the launch (sealed with the
+launch id and the list's version inside, discarded and expiring with the launch):
+the launch record that every request opens stays small whatever the history,
+and the list is read only when a request needs it and this process has not
+decoded it yet (:mod:`app.launches.list_cache`).
+
 Payloads are JSON sealed with Fernet (AES-128-CBC + HMAC-SHA256) under a key
 derived by HKDF-SHA256 from ``SECRET_KEY``; records sealed under one of
 ``SECRET_KEY_FALLBACKS`` are still opened (:class:`Sealer`, cryptography's
@@ -27,14 +33,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from typing import Protocol, Sequence, runtime_checkable
+
+import orjson
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .state import ActiveLaunch, PendingLaunch, StoredLaunch
+from ..fhir.study_list import StudyList
+from ..outbound.jsonsafe import paused_gc
+from .state import ActiveLaunch, PendingLaunch, StoredLaunch, StudyListRef
 
 PENDING_LIFETIME_SECONDS = 600  # an unused OAuth state expires after 10 minutes
 LAUNCH_ID_BYTES = 24  # 32 URL-safe characters, 192 bits
@@ -74,22 +83,38 @@ class Sealer:
 
     def seal(self, state: PendingLaunch | ActiveLaunch) -> bytes:
         """The Fernet token of ``state``'s JSON, under the current key."""
-        return self._current.encrypt(json.dumps(state.to_json(), separators=(",", ":")).encode("utf-8"))
+        return self._current.encrypt(orjson.dumps(state.to_json()))
 
     def open(self, blob: bytes) -> tuple[dict | None, bool]:
         """``(data, stale)``: the JSON sealed in ``blob`` and whether it was under a previous key.
 
         ``(None, False)`` when no key opens it (written under a key since
-        forgotten): the launch is then treated as gone.
+        forgotten): the launch is then treated as gone. The JSON is the app's
+        own (sealed, authenticated), so it is decoded with orjson directly.
         """
         try:
-            return json.loads(self._current.decrypt(blob)), False
+            return orjson.loads(self._current.decrypt(blob)), False
         except InvalidToken:
             pass
         try:
-            return json.loads(self._all.decrypt(blob)), True
+            return orjson.loads(self._all.decrypt(blob)), True
         except InvalidToken:
             return None, False
+
+    def seal_list(self, launch_id: str, ref: StudyListRef, study_list: StudyList) -> bytes:
+        """The Fernet token of ``study_list`` bound to ``launch_id`` and ``ref.version`` (both sealed inside)."""
+        with paused_gc():  # many short-lived rows at once: no cycles, no collection needed
+            document = orjson.dumps({"launch": launch_id, "version": ref.version, "list": study_list.to_json()})
+        return self._current.encrypt(document)
+
+    def open_list(self, blob: bytes, launch_id: str, ref: StudyListRef) -> tuple[StudyList | None, bool]:
+        """``(study_list, stale)`` sealed in ``blob``; ``(None, False)`` when no key opens it or it was sealed for
+        another launch or version (a record moved between launches opens nothing)."""
+        with paused_gc():  # tens of thousands of objects at once, none in a cycle
+            data, stale = self.open(blob)
+            if not isinstance(data, dict) or data.get("launch") != launch_id or data.get("version") != ref.version:
+                return None, False
+            return StudyList.from_json(data["list"]), stale
 
     def reseal(self, blob: bytes) -> bytes:
         """``blob`` re-encrypted under the current key (``MultiFernet.rotate``); raises ``InvalidToken``."""
@@ -161,8 +186,23 @@ class LaunchStore(Protocol):
         (thread, worker, instance) updated it first.
         """
 
+    def keep_list(self, launch: StoredLaunch[ActiveLaunch], state: ActiveLaunch,
+                  study_list: StudyList) -> StoredLaunch[ActiveLaunch] | None:
+        """:meth:`update` to ``state`` (whose ``list_ref`` names ``study_list``) and write ``study_list`` as the
+        launch's list record, in one atomic step (compare-and-swap on ``launch.version``).
+
+        The list record replaces the launch's previous one, is sealed with the launch id and
+        ``state.list_ref.version``, and is deleted and expires with the launch. Returns the launch at its
+        new version, or ``None`` when another request updated it first (nothing is written then).
+        """
+
+    def get_study_list(self, launch_id: str, ref: StudyListRef, now: float | None = None) -> StudyList | None:
+        """The list record of active launch ``launch_id`` when it is the one ``ref`` names, else ``None``
+        (never kept, replaced since, the launch expired or discarded). The caller checked the browser
+        (:meth:`get_active`)."""
+
     def purge_expired(self, now: float | None = None) -> int:
-        """Delete expired launches; returns how many."""
+        """Delete expired launches (and their list records); returns how many launches."""
 
     def acquire_renewal(self, launch_id: str, seconds: float) -> str | None:
         """Take the launch's renewal lease for ``seconds`` (one token refresh at a time across every instance).

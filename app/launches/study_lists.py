@@ -103,12 +103,14 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
     :class:`~app.launches.errors.EhrBusy` when none frees in time), the background loader until its last page.
     """
     fhir = context.settings.fhir
-    cached = context.state.study_list
+    ref = context.state.list_ref  # judged before the list is read: a stale, settled list is never opened
+    stale = ref is None or force or time.time() - ref.fetched_at >= fhir.study_list_ttl_seconds
+    cached = context.state.study_list if ref is not None and (ref.loading or not stale) else None
     if cached is not None:
         cached = settled(cached, fhir)
         if cached.loading is not None:
             return cached, False
-        if not force and time.time() - cached.fetched_at < fhir.study_list_ttl_seconds:
+        if not stale:
             return cached, False
     limits = limits_of(fhir)
     state = context.state

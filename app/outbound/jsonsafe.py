@@ -6,21 +6,91 @@ turns ``1e400`` into ``inf``, keeps the last of duplicate keys (parsers differ:
 RFC 8259 §4 says names SHOULD be unique), and guesses UTF-16/32 from bytes.
 :func:`decode_json` refuses all of those: the nesting depth is measured
 before decoding, in linear time, without recursion.
+
+Decoding is orjson's (measured on a 1,000-study ImagingStudy Bundle of 2.6 MB,
+best of 25, CPU time on a shared 2-core machine: ``json.loads`` with the
+refusal hooks 40–47 ms, this function 32–36 ms, of which orjson itself 17 ms
+and the checks below 13 ms; msgspec's untyped decoder was no faster than
+orjson; a large body is decoded with the cyclic collector paused). orjson
+refuses ``NaN``/``Infinity``, numbers beyond a double, invalid UTF-8, a BOM
+and lone surrogates by itself, but keeps the last of duplicate keys, so
+duplicates are found by counting: the members written in the text (the ``:``
+outside strings, counted in the same C-speed pass that measures the depth)
+against the members of the decoded value (the ``:`` outside strings of its
+compact orjson re-encoding, about 3 ms for 2.6 MB): fewer decoded members
+means a repeated name. Integers beyond 64 bits are decoded as floats (FHIR
+integers are 32 or 64 bits).
 """
 
 from __future__ import annotations
 
-import json
-import math
+import gc
 import re
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import orjson
 
 from .errors import InvalidJson, JsonTooDeep, UnexpectedContentType
 
 DEFAULT_MAX_DEPTH = 64
+GC_PAUSE_BYTES = 64 * 1024  # bodies from this size are decoded with the cyclic collector paused
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a large document is decoded into objects.
+
+    Decoding creates many container objects at once, which sets off full
+    collections that walk every live object (measured: 60 % of the time to open
+    a sealed 10,000-study list, about half of decoding a 2.6 MB Bundle). What is
+    decoded (dicts, lists, tuples, dataclasses) holds no reference cycles, so
+    reference counting frees it all the same: memory is not held longer.
+    Process-wide and nestable across threads: the collector is re-enabled when
+    the last pause ends, and only if it was enabled when the first began.
+    """
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 _ESCAPE = re.compile(rb"\\.", re.S)
-_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}:')
+_NOT_QUOTE_OR_COLON = bytes(b for b in range(256) if b not in b'":')
 _ONE_BRACKET = bytes.maketrans(b"{}", b"[]")
+
+
+def _structure(body: bytes, keep: bytes = _NOT_STRUCTURE) -> bytes:
+    """``body`` with escapes, string contents and everything but the kept characters (and quotes) removed."""
+    if b"\\" in body:
+        body = _ESCAPE.sub(b"", body)
+    return b"".join(body.translate(None, keep).split(b'"')[::2])
+
+
+def _bracket_depth(skeleton: bytes, limit: int | None) -> int:
+    """Nesting depth of a skeleton of ``[]{}`` (colons are dropped first)."""
+    skeleton = skeleton.translate(_ONE_BRACKET, b":")
+    passes = 0
+    while b"[]" in skeleton:
+        passes += 1
+        if limit is not None and passes > limit:
+            return passes
+        skeleton = skeleton.replace(b"[]", b"")
+    return passes + skeleton.count(b"[")  # unclosed openings: upper bound
 
 
 def media_type(content_type: str | None) -> str | None:
@@ -52,37 +122,35 @@ def nesting_depth(body: bytes, limit: int | None = None) -> int:
     brackets is dropped, string contents (between quotes) are dropped, then
     innermost ``[]`` pairs are removed one level per pass. With ``limit``, stops
     after ``limit + 1`` passes (the result is then ``> limit``). On malformed
-    input the figure is an upper bound of what :func:`json.loads` would reach
+    input the figure is an upper bound of what a parser would reach
     before failing (both read strings the same way up to the first error).
     """
-    if b"\\" in body:
-        body = _ESCAPE.sub(b"", body)
-    skeleton = b"".join(body.translate(None, _NOT_STRUCTURE).split(b'"')[::2]).translate(_ONE_BRACKET)
-    passes = 0
-    while b"[]" in skeleton:
-        passes += 1
-        if limit is not None and passes > limit:
-            return passes
-        skeleton = skeleton.replace(b"[]", b"")
-    return passes + skeleton.count(b"[")  # unclosed openings: upper bound
+    return _bracket_depth(_structure(body), limit)
 
 
-def _refuse_constant(name: str):
-    raise InvalidJson("non_finite_number")
+def _decoded_members(value) -> int:
+    """How many object members ``value`` (decoded) holds, at any depth."""
+    if not isinstance(value, (dict, list)):
+        return 0
+    return _structure(orjson.dumps(value), _NOT_QUOTE_OR_COLON).count(b":")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise InvalidJson("non_finite_number")
-    return value
-
-
-def _unique_keys(pairs: list) -> dict:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise InvalidJson("duplicate_key")
-    return result
+def _classify(body: bytes, exc: orjson.JSONDecodeError, context: dict) -> InvalidJson:
+    """The :class:`InvalidJson` for an orjson refusal (the same reasons :func:`json.loads` gave)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidJson("not_utf8", **context)
+    message = str(exc)
+    if "infinity" in message:  # a number beyond a double: an integer literal that long, else a huge exponent
+        number = re.match(r"-?\d+", text[exc.pos:exc.pos + 5000])
+        following = text[exc.pos + number.end():exc.pos + number.end() + 1] if number else ""
+        if number and following not in (".", "e", "E") and len(number.group(0).lstrip("-")) > 300:
+            return InvalidJson("number_too_long", **context)
+        return InvalidJson("non_finite_number", **context)
+    if re.match(r"-?(NaN|Infinity)", text[exc.pos:exc.pos + 9]):
+        return InvalidJson("non_finite_number", **context)
+    return InvalidJson("syntax", exc.pos, **context)
 
 
 def decode_json(body: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, require_object: bool = False, **context):
@@ -95,23 +163,19 @@ def decode_json(body: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, require_obje
     ``non_finite_number``, ``number_too_long``, ``duplicate_key``, ``not_an_object``)
     and :class:`JsonTooDeep`; never ``RecursionError``.
     """
-    if nesting_depth(body, max_depth) > max_depth:
+    skeleton = _structure(body)
+    if _bracket_depth(skeleton, max_depth) > max_depth:
         raise JsonTooDeep(max_depth, **context)
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidJson("not_utf8", **context) from None
-    try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
-                           object_pairs_hook=_unique_keys)
-    except InvalidJson as exc:
-        raise exc.with_context(**context) from None
-    except json.JSONDecodeError as exc:
-        raise InvalidJson("syntax", exc.pos, **context) from None
-    except RecursionError:  # not reachable after the depth check; kept as a second line
-        raise JsonTooDeep(max_depth, **context) from None
-    except ValueError:  # int() beyond sys.get_int_max_str_digits()
-        raise InvalidJson("number_too_long", **context) from None
+        if len(body) >= GC_PAUSE_BYTES:
+            with paused_gc():
+                value = orjson.loads(body)
+        else:
+            value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _classify(body, exc, context) from None
+    if isinstance(value, (dict, list)) and _decoded_members(value) != skeleton.count(b":"):
+        raise InvalidJson("duplicate_key", **context)
     if require_object and not isinstance(value, dict):
         raise InvalidJson("not_an_object", **context)
     return value

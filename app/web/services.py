@@ -25,7 +25,9 @@ class Services:
     ``store`` (launches), ``executor`` (concurrent FHIR reads of one request), ``jwks`` (id_token keys),
     ``audit`` / ``audit_events`` (the audit trail and its event builder), ``app_jwks`` (the app's public JWK Set
     for ``private_key_jwt``), ``images`` (DICOMweb access and thumbnails, :class:`~app.launches.images.LaunchImages`),
-    ``bulkheads`` (how many lists one EHR may be fetching at once, :mod:`app.launches.bulkheads`)."""
+    ``bulkheads`` (how many lists one EHR may be fetching at once, :mod:`app.launches.bulkheads`),
+    ``loaders`` (the background loaders of older ImagingStudy pages: a pool of their own, so that loaders held
+    by a slow EHR never delay another request's concurrent reads on ``executor``; ``None``: ``executor``)."""
 
     settings: Settings
     outbound: OutboundClient
@@ -38,6 +40,7 @@ class Services:
     app_jwks: dict = field(default_factory=lambda: {"keys": []})
     images: LaunchImages | None = None
     bulkheads: EhrBulkheads | None = None
+    loaders: ThreadPoolExecutor | None = None
 
 
 def services() -> Services:

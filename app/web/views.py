@@ -36,6 +36,7 @@ from .errors import ErrorPage, PageError, bad_launch_request, unknown_iss
 from ..audit.events import MINOR_FAILURE
 from .identity import (actor_for, audit_launch, audit_study_list, audit_viewer, header_context, show_in_header,
                        signed_in_user)
+from .list_index import cached_page
 from .presenter import DISPLAY_ROWS, RowsFragment, build_rows, build_study_list_page, study_for_report
 from .search import StudyQuery
 from .security import browser_binding, ensure_browser_binding, frame_launch, in_iframe, rotate_browser_binding
@@ -202,7 +203,8 @@ def _launch_list(launch_id: str) -> tuple[LaunchContext, StudyList]:
         return LaunchContext.load(svc.store, svc.settings, svc.outbound, launch_id, binding)
 
     study_list, fetched = load_study_list(context, svc.executor, force=request.args.get("refresh") == "1",
-                                          images=svc.images, bulkheads=svc.bulkheads, reopen=reopen)
+                                          images=svc.images, bulkheads=svc.bulkheads, reopen=reopen,
+                                          background=svc.loaders)
     show_in_header(context.state)
     if fetched and study_list.loading is None:
         metrics.STUDIES_PER_LIST.observe(len(study_list.studies))
@@ -231,7 +233,8 @@ def studies(launch_id: str):
                      urlencode({"patient": context.state.patient, "_sort": "-started", "_count": fhir.page_size}))
     if page.viewer_url:
         audit_viewer(context.state, context.ehr, [s.study_instance_uid for s in page.selected if s.study_instance_uid])
-    return render_template("studies.html", page=page)
+    return cached_page(page, lambda: render_template("studies.html", page=page), default_rows=DISPLAY_ROWS,
+                       header=(g.get("signed_in_user"), g.get("launch_encounter"), request.query_string))
 
 
 def _query() -> StudyQuery:

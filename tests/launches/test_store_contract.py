@@ -18,7 +18,9 @@ from app.launches.errors import (BrowserMismatch, LaunchNotFound, StateNotRecogn
                                  TooManyPendingLaunches)
 from app.launches.redis_store import RedisLaunchStore
 from app.launches.sqlite_store import SqliteLaunchStore
-from app.launches.state import ActiveLaunch, PendingLaunch
+from app.fhir.imaging import StudySummary
+from app.fhir.study_list import StudyList
+from app.launches.state import ActiveLaunch, PendingLaunch, StudyListRef
 from app.launches.store import LaunchStore
 from app.smart.tokens import TokenGrant
 from tests.launches.conftest import SECRET, make_store
@@ -408,3 +410,147 @@ def test_one_renewal_lease_at_a_time(store):
     assert store.acquire_renewal("another-launch", 30)  # per launch
     __import__("time").sleep(0.3)  # an abandoned lease expires
     assert store.acquire_renewal(launch_id, 30)
+
+
+# -- the study list: its own record, bound to its launch ---------------------------------------------------
+def study_list(n: int = 3, tag: str = "list-secret") -> StudyList:
+    studies = [StudySummary(id=f"is-{i}", study_instance_uid=f"2.25.{1000 + i}", viewer_problem=None,
+                            started=f"2020-01-{i + 1:02d}", started_sort=1_577_836_800.0 + i * 86400,
+                            modalities=("CT", "MR"), description=f"{tag} study {i}", accession_number=f"ACC-{tag}-{i}",
+                            number_of_series=2, number_of_instances=40, status="available", body_sites=("chest",))
+               for i in range(n)]
+    return StudyList(studies=studies, banner=None, fetched_at=NOW - 5, reports_problem="not granted")
+
+
+def list_records(store) -> list[str]:
+    """The launch ids that have a list record (SQLite rows; Redis keys)."""
+    if isinstance(store, SqliteLaunchStore):
+        with sqlite3.connect(store.path) as db:
+            return [row[0] for row in db.execute("SELECT launch_id FROM study_lists")]
+    prefix = f"{store.key_prefix}list:"
+    return [key.decode()[len(prefix):] for key in store._redis.scan_iter(match=prefix + "*")]
+
+
+def kept(store: LaunchStore, launch_id: str, listed: StudyList, browser: str = "browser-A"):
+    launch = store.get_active(launch_id, browser, now=NOW)
+    ref = StudyListRef.new(listed)
+    stored = store.keep_list(launch, launch.state.with_list_ref(ref), listed)
+    return launch, ref, stored
+
+
+def test_a_kept_list_is_its_own_record_read_by_its_reference(store):
+    launch_id = activated(store)
+    launch, ref, stored = kept(store, launch_id, study_list(3))
+    assert (stored.version, stored.state.list_ref) == (launch.version + 1, ref)
+    assert (ref.fetched_at, ref.studies, len(ref.version)) == (NOW - 5, 3, 22)
+    again = store.get_active(launch_id, "browser-A", now=NOW)
+    assert again.version == stored.version and again.state.list_ref == ref
+    assert again.state.study_list is None  # no loader: the launch record does not carry the studies
+    assert store.get_study_list(launch_id, ref, now=NOW) == study_list(3)
+    assert store.get_study_list(launch_id, StudyListRef("another-version-000000", NOW, 3), now=NOW) is None
+
+
+def test_the_launch_record_stays_small_whatever_the_list(store):
+    small, large = activated(store, "browser-A", "state-1"), activated(store, "browser-B", "state-2")
+    kept(store, small, study_list(1))
+    kept(store, large, study_list(2000), "browser-B")
+    sizes = {}
+    for launch_id in (small, large):
+        if isinstance(store, SqliteLaunchStore):
+            with sqlite3.connect(store.path) as db:
+                sizes[launch_id] = len(db.execute("SELECT payload FROM launches WHERE id = ?",
+                                                  (launch_id,)).fetchone()[0])
+        else:
+            sizes[launch_id] = len(store._redis.hget(f"{store.key_prefix}launch:{launch_id}", "payload"))
+    assert sizes[small] == sizes[large] < 2048
+
+
+def test_keeping_a_list_is_a_compare_and_swap_and_a_lost_race_writes_no_list(store):
+    launch_id = activated(store)
+    launch, first, _ = kept(store, launch_id, study_list(2))
+    second = StudyListRef.new(study_list(5))
+    assert store.keep_list(launch, launch.state.with_list_ref(second), study_list(5)) is None  # stale version
+    assert store.get_study_list(launch_id, second, now=NOW) is None
+    assert store.get_study_list(launch_id, first, now=NOW) == study_list(2)
+
+
+def test_a_new_list_replaces_the_old_one(store):
+    launch_id = activated(store)
+    _, first, _ = kept(store, launch_id, study_list(2))
+    _, second, _ = kept(store, launch_id, study_list(4))
+    assert first.version != second.version
+    assert store.get_study_list(launch_id, first, now=NOW) is None
+    assert store.get_study_list(launch_id, second, now=NOW) == study_list(4)
+
+
+def test_a_second_launch_never_sees_the_first_launchs_list(store):
+    first = activated(store, "browser-A", "state-1")
+    second = activated(store, "browser-B", "state-2")
+    _, ref, _ = kept(store, first, study_list(2))
+    assert store.get_study_list(second, ref, now=NOW) is None
+    # even a list record moved under the other launch opens nothing: the launch id is sealed inside
+    if isinstance(store, SqliteLaunchStore):
+        with sqlite3.connect(store.path) as db:
+            db.execute("INSERT INTO study_lists (launch_id, version, payload) SELECT ?, version, payload "
+                       "FROM study_lists WHERE launch_id = ?", (second, first))
+    else:
+        client = store._redis
+        client.hset(f"{store.key_prefix}list:{second}",
+                    mapping=client.hgetall(f"{store.key_prefix}list:{first}"))
+    assert store.get_study_list(second, ref, now=NOW) is None
+    assert store.get_study_list(first, ref, now=NOW) == study_list(2)
+
+
+def test_the_list_is_discarded_with_its_launch(store):
+    launch_id = activated(store)
+    _, ref, _ = kept(store, launch_id, study_list(2, tag="discarded-list-text"))
+    assert list_records(store) == [launch_id]
+    store.discard(launch_id)
+    assert store.get_study_list(launch_id, ref, now=NOW) is None
+    assert list_records(store) == []
+
+
+def test_the_list_expires_with_its_launch_and_is_purged_with_it(store):
+    launch_id = activated(store)
+    _, ref, _ = kept(store, launch_id, study_list(2))
+    assert store.get_study_list(launch_id, ref, now=NOW + LIFETIME) == study_list(2)
+    assert store.get_study_list(launch_id, ref, now=NOW + LIFETIME + 1) is None
+    assert list_records(store) == [launch_id]
+    assert store.purge_expired(now=NOW + LIFETIME + 1) == 1
+    assert list_records(store) == []
+
+
+def test_the_list_is_not_stored_in_clear(store):
+    launch_id = activated(store)
+    kept(store, launch_id, study_list(3, tag="clear-text-description"))
+    raw = raw_bytes(store)
+    for secret in (b"clear-text-description", b"2.25.1001", b"ACC-clear-text"):
+        assert secret not in raw
+
+
+def test_after_a_key_rotation_a_list_opens_and_is_resealed(store_kind, tmp_path, request):
+    prefix = f"list-rotation-{store_kind}-{tmp_path.name}:"
+    k1, k2 = "K1" * 20, "K2" * 20
+    before = make_store(store_kind, tmp_path, request, secret=k1, prefix=prefix)
+    launch_id = activated(before)
+    _, ref, _ = kept(before, launch_id, study_list(2))
+    rotated = make_store(store_kind, tmp_path, request, secret=k2, fallbacks=[k1], prefix=prefix)
+    assert rotated.get_study_list(launch_id, ref, now=NOW) == study_list(2)
+    only_k2 = make_store(store_kind, tmp_path, request, secret=k2, prefix=prefix)
+    rotated.get_active(launch_id, "browser-A", now=NOW)  # the launch record too
+    assert only_k2.get_study_list(launch_id, ref, now=NOW) == study_list(2)
+
+
+def test_redis_list_key_carries_the_launchs_ttl(redis_server, tmp_path, request):
+    store = make_store("redis", tmp_path, request, prefix="list-ttl:")
+    launch_id = store.create_pending("browser-A", "state-1", pending())
+    store.claim("state-1", "browser-A")
+    store.activate(launch_id, active(), LIFETIME)
+    launch = store.get_active(launch_id, "browser-A")
+    ref = StudyListRef.new(study_list(1))
+    store.keep_list(launch, launch.state.with_list_ref(ref), study_list(1))
+    client = redis_server.client()
+    launch_ttl, list_ttl = client.pttl(f"list-ttl:launch:{launch_id}"), client.pttl(f"list-ttl:list:{launch_id}")
+    assert LIFETIME * 1000 - 5000 <= list_ttl <= launch_ttl
+    store.discard(launch_id)
+    assert sorted(client.scan_iter(match="list-ttl:*")) == []

@@ -1,0 +1,80 @@
+"""``decode_json`` (orjson with the module's refusals): every refusal by its reason, and no false refusal of
+colons, quotes or backslashes inside strings (the duplicate check counts members outside strings)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.outbound.errors import InvalidJson, JsonTooDeep
+from app.outbound.jsonsafe import decode_json, nesting_depth
+
+
+@pytest.mark.parametrize("raw,reason", [
+    (b'{"a": 1, "a": 2}', "duplicate_key"),
+    (b'{"outer": [{"b": 1}, {"b": 1, "c": 2, "b": 3}]}', "duplicate_key"),
+    (b'{"\\u0061": 1, "a": 2}', "duplicate_key"),  # the same name, escaped once
+    (b'{"": 1, "": 2}', "duplicate_key"),
+    (b'{"a": NaN}', "non_finite_number"),
+    (b'[Infinity]', "non_finite_number"),
+    (b'[-Infinity]', "non_finite_number"),
+    (b'[1e400]', "non_finite_number"),
+    (b'[' + b'7' * 5000 + b']', "number_too_long"),
+    (b'{"a": "\xff"}', "not_utf8"),
+    ('{"a": "é"}'.encode("utf-16"), "not_utf8"),
+    (b'{"a": 1,}', "syntax"),
+    (b'{"a": ', "syntax"),
+])
+def test_each_refusal_has_its_reason(raw, reason):
+    with pytest.raises(InvalidJson) as caught:
+        decode_json(raw, kind="fhir")
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize("raw,value", [
+    (b'{"url": "https://ehr.example.org/fhir/ImagingStudy/1", "uid": "urn:oid:1.2.3"}',
+     {"url": "https://ehr.example.org/fhir/ImagingStudy/1", "uid": "urn:oid:1.2.3"}),
+    (b'[{"x": ":", "y": "\\":"}, {"x": 1}]', [{"x": ":", "y": '":'}, {"x": 1}]),
+    (b'{"a\\\\": 1, "a": "{[:]}"}', {"a\\": 1, "a": "{[:]}"}),
+    (b'{"\\"": 1, "\\"\\"": 2}', {'"': 1, '""': 2}),
+    (b'{"a": {"a": {"a": 1}}}', {"a": {"a": {"a": 1}}}),  # the same name at different levels
+    (b'[18446744073709551615, -1.5e308, 0]', [18446744073709551615, -1.5e308, 0]),
+    (b'"just a string"', "just a string"),
+])
+def test_names_and_strings_with_structure_characters_are_not_refused(raw, value):
+    assert decode_json(raw) == value
+
+
+def test_depth_is_measured_before_decoding_and_counts_only_brackets_outside_strings():
+    assert nesting_depth(b'{"a": "[[[[{{{{"}') == 1
+    assert decode_json(b"[" * 64 + b"]" * 64) is not None
+    with pytest.raises(JsonTooDeep):
+        decode_json(b'{"a":' * 65 + b"1" + b"}" * 65)
+    with pytest.raises(JsonTooDeep):
+        decode_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_the_collector_is_paused_for_large_bodies_and_restored_as_it_was():
+    import gc
+    from app.outbound import jsonsafe
+
+    seen = []
+    real_loads = jsonsafe.orjson.loads
+    jsonsafe.orjson.loads = lambda body: seen.append(gc.isenabled()) or real_loads(body)
+    try:
+        decode_json(b'{"a": 1}')
+        decode_json(b'{"a": "' + b"x" * jsonsafe.GC_PAUSE_BYTES + b'"}')
+    finally:
+        jsonsafe.orjson.loads = real_loads
+    assert seen == [True, False] and gc.isenabled()
+    with jsonsafe.paused_gc():
+        with jsonsafe.paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with jsonsafe.paused_gc():
+            pass
+        assert not gc.isenabled()  # disabled before: left disabled
+    finally:
+        gc.enable()
