@@ -11,13 +11,20 @@ No URL is built by string concatenation of untrusted parts.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
+from app.outbound.errors import RefusedTarget
 from app.outbound.target import DEFAULT_PORTS, Origin, ParsedTarget, check_url, format_origin
 
 __all__ = ["origin_of", "origin_string", "same_origin", "iss_key", "base_dir", "check_url", "ParsedTarget"]
 
 _DEFAULT_PORTS = DEFAULT_PORTS
+
+
+#: distinct URLs whose parse is remembered per process (a parse is ~80 µs; the same few FHIR bases, viewers and
+#: origins are asked for on every request). Only successful parses are kept (refusals are raised each time).
+PARSE_CACHE_SIZE = 2048
 
 
 def origin_of(url: str) -> Origin:
@@ -29,6 +36,13 @@ def origin_of(url: str) -> Origin:
     absolute http(s) or is ambiguous (see module doc). Plain http to any host
     is accepted here: whether a request may be sent is the client's check.
     """
+    if not isinstance(url, str):
+        raise RefusedTarget("not_a_string")
+    return _origin_of(url)
+
+
+@lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _origin_of(url: str) -> Origin:
     return check_url(url, require_secure_transport=False, allow_fragment=True).origin
 
 
@@ -57,6 +71,11 @@ def iss_key(iss: str) -> tuple[str, str, int, str]:
     """
     if not isinstance(iss, str) or iss != iss.strip():
         raise ValueError("a FHIR base URL has no surrounding white space")
+    return _iss_key(iss)
+
+
+@lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _iss_key(iss: str) -> tuple[str, str, int, str]:
     target = check_url(iss, require_secure_transport=False, allow_fragment=False)
     if target.query is not None:
         raise ValueError("a FHIR base URL has no query, fragment or user info")
