@@ -21,6 +21,7 @@ from ..dicomweb.errors import DicomwebError
 from ..dicomweb.images import Thumbnail
 from ..dicomweb.service import DicomwebService
 from ..dicomweb.thumbnails import StudyRef, ThumbnailCache, fetch_thumbnail
+from ..fhir.capabilities import CapabilityCache
 from ..fhir.client import FhirClient
 from ..fhir.endpoints import (EndpointFacts, EndpointReader, IncludedEndpoints, StudyEndpoints, allowed_viewer,
                               resolve_pending)
@@ -74,11 +75,13 @@ class LaunchImages:
     """Per-process: DICOMweb access and thumbnails of launches (thread-safe)."""
 
     def __init__(self, discovery: SmartDiscovery, outbound: OutboundClient,
-                 cache: ThumbnailCache | None = None, endpoint_reader: EndpointReader | None = None):
+                 cache: ThumbnailCache | None = None, endpoint_reader: EndpointReader | None = None,
+                 capabilities: CapabilityCache | None = None):
         self.discovery = discovery
         self.outbound = outbound
         self.cache = cache or ThumbnailCache()
         self.endpoint_reader = endpoint_reader or EndpointReader()
+        self.capabilities = capabilities or CapabilityCache()  # per iss: does it offer ImagingStudy search?
 
     def associated_endpoints(self, iss: str) -> tuple[str, ...]:
         """The smart-configuration's ``associated_endpoints`` URLs of ``iss`` (cached discovery; ``()`` on failure)."""

@@ -90,3 +90,24 @@ def test_without_imagingstudy_the_list_comes_from_qido_rs(hidden_base, tmp_path)
 def test_without_imagingstudy_and_without_a_mapping_the_error_stays(hidden_base, tmp_path):
     page = _driver(hidden_base, tmp_path).launch_to_list("pt-1001")
     assert page.status_code == 502  # the ImagingStudy search failure page, as before
+
+
+@pytest.fixture(scope="module")
+def undeclared_base():
+    with _sandbox(UNDECLARED_IMAGINGSTUDY=True) as port:
+        yield f"http://localhost:{port}"
+
+
+def test_an_imagingstudy_search_missing_from_the_capabilitystatement_lists_from_qido_rs(undeclared_base, tmp_path):
+    import requests
+    metadata = requests.get(f"{undeclared_base}/fhir/metadata", timeout=5).json()
+    assert "ImagingStudy" not in {r["type"] for r in metadata["rest"][0]["resource"]}
+    plain = _driver(undeclared_base, tmp_path / "plain").launch_to_list("pt-1001").get_data(as_text=True)
+    assert _ids(plain) == []  # the search alone answers an empty searchset: without QIDO-RS, no studies
+    dicomweb = {"base_url": f"{undeclared_base}/dicomweb",
+                "patient_identifiers": [{"system": MRN_SYSTEM, "issuer_of_patient_id": PATIENT_ID_ISSUER_OID}]}
+    page = _driver(undeclared_base, tmp_path, dicomweb=dicomweb).launch_to_list("pt-1001")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200, html[:500]
+    assert len(_ids(html)) == PT_1001_COUNT
+    assert f"these studies come from the PACS at {undeclared_base}" in html
