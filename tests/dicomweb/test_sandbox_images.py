@@ -111,3 +111,27 @@ def test_an_imagingstudy_search_missing_from_the_capabilitystatement_lists_from_
     assert page.status_code == 200, html[:500]
     assert len(_ids(html)) == PT_1001_COUNT
     assert f"these studies come from the PACS at {undeclared_base}" in html
+
+
+@pytest.mark.parametrize("allowed,expected", [(True, "sandbox"), (False, "configured")])
+def test_the_sandboxs_iid_endpoint_is_the_viewer_only_when_its_origin_is_allowed(sandbox_base, tmp_path, allowed,
+                                                                                 expected):
+    """The sandbox's ImagingStudy names its IID display (``Endpoint/sandbox-iid``, included in the search); the
+    registration's own viewer is on another origin (127.0.0.1 instead of localhost)."""
+    import html as html_module
+    port = sandbox_base.rsplit(":", 1)[1]
+    configured = f"http://127.0.0.1:{port}/IHEInvokeImageDisplay"
+    doc = sandbox_registration(APP_ORIGIN, sandbox_base, fhir={"page_size": 100, "connect_timeout": 2,
+                                                               "read_timeout": 10},
+                               **({"viewer_origins": [sandbox_base]} if allowed else {}))
+    doc["ehrs"][0]["scopes"] = ["online_access", "patient/Endpoint.rs"]
+    doc["viewer"]["base_url"] = configured
+    ehr = SandboxDriver(create_app(doc, secret_key="images", store_path=tmp_path / "l.sqlite3").test_client(),
+                        sandbox_base)
+    page = ehr.launch_to_list("pt-1001")
+    launch = _launch_id(page.get_data(as_text=True))
+    selected = ehr.client.get(f"/l/{launch}/?study=is-1001-ct").get_data(as_text=True)
+    (src,) = re.findall(r'<iframe id="viewer-frame"[^>]* src="([^"]+)"', selected)
+    src = html_module.unescape(src)
+    base = f"{sandbox_base}/IHEInvokeImageDisplay?" if expected == "sandbox" else f"{configured}?"
+    assert src.startswith(base) and "requestType=STUDY" in src, src
