@@ -27,7 +27,7 @@ from sandbox.demo_studies import DICOM_STUDIES
 from sandbox.dicom_instances import instance_file_bytes
 from sandbox.records import MRN_SYSTEM, PATIENT_ID_ISSUER_OID
 from tests.dicomweb.test_sandbox_images import PT_1001_COUNT, _driver, _sandbox
-from tests.pacs import PT_1001_UIDS, require_orthanc, running_orthanc
+from tests.pacs import PT_1001_UIDS, orthanc_pacs, require_orthanc, running_orthanc  # noqa: F401
 from tests.support import live_server
 
 OTHER_ISSUER = "1.2.826.0.1.3680043.10.999"  # another hospital's MRN namespace
@@ -139,3 +139,16 @@ def test_against_the_sandbox_the_right_issuer_keeps_every_match(hidden_base, tmp
             "patient_identifiers": [{"system": MRN_SYSTEM, "issuer_of_patient_id": PATIENT_ID_ISSUER_OID}]})
         html = ehr.launch_to_list("pt-1001").get_data(as_text=True)
     assert len(_ids(html)) == PT_1001_COUNT and "another patient" not in html
+
+
+def test_an_ehr_whose_capabilitystatement_omits_imagingstudy_lists_from_orthanc(orthanc_pacs, tmp_path, monkeypatch):
+    """The sandbox with ``UNDECLARED_IMAGINGSTUDY`` (its search answers an empty searchset; only ``/metadata``
+    tells): the list comes from the real PACS."""
+    monkeypatch.setenv("ORTHANC_AUTH", f"{orthanc_pacs.username}:{orthanc_pacs.password}")
+    with _sandbox(UNDECLARED_IMAGINGSTUDY=True) as port:
+        ehr = _driver(f"http://localhost:{port}", tmp_path, dicomweb={
+            "base_url": orthanc_pacs.dicomweb_url, "basic_auth_env": "ORTHANC_AUTH",
+            "patient_identifiers": [{"system": MRN_SYSTEM, "issuer_of_patient_id": PATIENT_ID_ISSUER_OID}]})
+        html = ehr.launch_to_list("pt-1001").get_data(as_text=True)
+    assert _ids(html) == PT_1001_UIDS
+    assert "these studies come from the PACS at http://127.0.0.1:" in html
