@@ -126,7 +126,12 @@ class CapabilityCache:
             pending = self._pending.get(iss)
             if pending is not None:
                 return pending
-            future = executor.submit(self._fetch_and_keep, iss, outbound)
+            try:
+                future = executor.submit(self._fetch_and_keep, iss, outbound)
+            except RuntimeError:  # the executor is shutting down: no answer, the search decides
+                future = Future()
+                future.set_result(None)
+                return future
             if not future.done():
                 self._pending[iss] = future
             return future

@@ -7,7 +7,9 @@
 * :class:`LaunchImages`: the per-process helper the views use: which DICOMweb base a study's
   images come from (its ``dicom-wado-rs`` Endpoint, else the registration's ``dicomweb.base_url``),
   which credentials it gets (:func:`app.dicomweb.access.access_for`; the smart-configuration's
-  ``associated_endpoints`` from the cached discovery), and the thumbnail (cached per launch).
+  ``associated_endpoints`` from the cached discovery), the thumbnail (cached per launch), and whether an
+  ``iss`` declares ImagingStudy search (:class:`~app.fhir.capabilities.CapabilityCache`, used by
+  :func:`app.launches.qido_list.first_page_or_qido`).
 """
 
 from __future__ import annotations

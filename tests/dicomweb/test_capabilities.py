@@ -162,3 +162,22 @@ def test_a_declared_search_that_fails_with_500_is_not_hidden(make_ehr):
     callback = ehr.authorized(good_token(need_patient_banner=False))
     assert ehr.client.get(callback.headers["Location"]).status_code == 502
     assert _counts(ehr) == (1, 1, 0)
+
+
+def test_the_cache_shares_one_request_per_iss_and_survives_a_closed_executor():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.fhir.capabilities import CapabilityCache
+    from app.outbound import OutboundClient
+
+    with responses.RequestsMock() as mock:
+        mock.get(METADATA, json=statement("ImagingStudy"))
+        cache, outbound = CapabilityCache(), OutboundClient(1, 2)
+        with ThreadPoolExecutor(2) as pool:
+            futures = [cache.lookup(ISS, outbound, pool) for _ in range(3)]
+            assert all(f.result(5).offers_search("ImagingStudy") for f in futures)
+        assert len(mock.calls) == 1
+        assert cache.lookup(ISS, outbound, pool).result(0).offers_search("ImagingStudy")  # a hit needs no pool
+        other = "https://other.example.org/fhir"
+        assert cache.lookup(other, outbound, pool).result(0) is None  # pool shut down: no answer, no exception
+        assert len(mock.calls) == 1
