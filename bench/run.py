@@ -39,11 +39,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)  # import bench.* as a package (and never bench/*.py as top-level modules)
 
-from bench import chart, hostile, procs, report, scenarios  # noqa: E402
+from bench import chart, hostile, procs, report, scenarios, thumbnails  # noqa: E402
 from bench.env import Environment  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-SECTIONS = ("network", "launch", "history", "throughput", "hostile")
+SECTIONS = ("network", "launch", "history", "throughput", "hostile", "thumbnails")
 
 
 def _commit() -> str:
@@ -136,7 +136,8 @@ def notes(results: dict) -> list[str]:
 def _run_section(name: str, env: Environment, plan: scenarios.Plan, ehr, results: dict) -> bool:
     """Run one section into ``results[name]`` (or ``results[name + "_error"]``); record how busy the machine was."""
     steps = {"network": scenarios.network, "launch": scenarios.launch_latency, "history": scenarios.large_history,
-             "throughput": scenarios.throughput, "hostile": hostile.hostile_section}
+             "throughput": scenarios.throughput, "hostile": hostile.hostile_section,
+             "thumbnails": thumbnails.thumbnails_section}
     print(f"\n== {name} ==", flush=True)
     started, machine, load_before = time.monotonic(), procs.MachineLoad(), os.getloadavg()[0]
     ok = True
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  --- {log_file.name} (tail) ---\n{tail}", file=sys.stderr)
     meta = _meta(args, started)
     meta["duration_s"] = time.time() - started
-    rows = report.build_rows(results)
+    rows = report.build_rows(results) + thumbnails.rows(results)
     table = report.text_table(rows)
     if profile_text:
         print(profile_text)

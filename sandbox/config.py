@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTS_FILE": str(PACKAGE_DIR / "clients.json"),
     "EXTRA_HISTORIES": {},
     "HIDE_IMAGINGSTUDY": False,
+    # the CapabilityStatement omits ImagingStudy and its search answers an empty searchset (as a server that
+    # accepts any type's search but offers no ImagingStudy): only the CapabilityStatement tells the app
+    "UNDECLARED_IMAGINGSTUDY": False,
     # RFC 9207: ``iss`` on every authorization response (and advertised in discovery)
     "AUTHORIZATION_RESPONSE_ISS": True,
     # OpenID Connect id_token (RS256)
@@ -169,6 +172,7 @@ def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str
         config[key] = int(config[key])
     config["EXTRA_HISTORIES"] = parse_histories(config["EXTRA_HISTORIES"])
     config["HIDE_IMAGINGSTUDY"] = parse_bool(config["HIDE_IMAGINGSTUDY"], "HIDE_IMAGINGSTUDY")
+    config["UNDECLARED_IMAGINGSTUDY"] = parse_bool(config["UNDECLARED_IMAGINGSTUDY"], "UNDECLARED_IMAGINGSTUDY")
     config["AUTHORIZATION_RESPONSE_ISS"] = parse_bool(config["AUTHORIZATION_RESPONSE_ISS"], "AUTHORIZATION_RESPONSE_ISS")
     config["JWKS_URI_TIMEOUT"] = float(config["JWKS_URI_TIMEOUT"])
     fault = config["ID_TOKEN_FAULT"] or None

@@ -100,8 +100,10 @@ def _check_read_params() -> None:
 
 
 def _check_imagingstudy_offered() -> None:
-    """404 for ImagingStudy interactions when ``HIDE_IMAGINGSTUDY`` is set (as a server without the type)."""
-    if get_state().config["HIDE_IMAGINGSTUDY"]:
+    """404 for ImagingStudy interactions when ``HIDE_IMAGINGSTUDY`` is set (as a server without the type); the
+    same for reads with ``UNDECLARED_IMAGINGSTUDY`` (whose search answers an empty searchset instead)."""
+    config = get_state().config
+    if config["HIDE_IMAGINGSTUDY"] or (config["UNDECLARED_IMAGINGSTUDY"] and request.endpoint != "fhir.search_studies"):
         raise FhirError(404, "not-supported", "'ImagingStudy' is not supported by this server")
 
 
@@ -123,7 +125,7 @@ def metadata():
     check_format()
     state = get_state()
     statement = capability_statement(state.config["PUBLIC_BASE_URL"])
-    if state.config["HIDE_IMAGINGSTUDY"]:
+    if state.config["HIDE_IMAGINGSTUDY"] or state.config["UNDECLARED_IMAGINGSTUDY"]:
         for rest in statement["rest"]:
             rest["resource"] = [r for r in rest["resource"] if r["type"] != "ImagingStudy"]
     response = fhir_response(statement)
@@ -185,6 +187,8 @@ def search_studies():
     _check_imagingstudy_offered()
     record, compartment = authorize_request("ImagingStudy", "search")
     state = get_state()
+    if state.config["UNDECLARED_IMAGINGSTUDY"]:
+        return fhir_response({"resourceType": "Bundle", "type": "searchset", "total": 0})
     query = parse_search(request.args, state.fhir_base_url)
     if query.patient_id is None:
         raise FhirError(400, "required", "search ImagingStudy needs a patient or subject parameter")

@@ -73,6 +73,8 @@ class DicomwebService:
 
     def __init__(self, base_url: str, outbound: OutboundClient, access: Access, bearer_token: str | None = None):
         self.base_url = base_url.rstrip("/")
+        self.access = access
+        self.bearer_token = bearer_token if access.mode == BEARER else None
         self._outbound = outbound
         origin = origin_of(self.base_url)
         self._json_policy = outbound.policy("dicomweb", origin)
@@ -85,6 +87,15 @@ class DicomwebService:
             self._auth = HTTPBasicAuth(*access.basic)
         else:
             raise ValueError("unknown access mode")
+
+    def with_token(self, bearer_token: str) -> "DicomwebService":
+        """The same service with another SMART access token (after a renewal); only for bearer access."""
+        if self.access.mode != BEARER:
+            raise ValueError("only bearer access carries the launch's token")
+        return DicomwebService(self.base_url, self._outbound, self.access, bearer_token=bearer_token)
+
+    def __repr__(self) -> str:  # never the token
+        return f"DicomwebService({self.base_url!r}, {self.access!r})"
 
     def _get(self, operation: str, path: str, params: Iterable[tuple[str, str]], accept: str,
              image: bool) -> UpstreamResponse:

@@ -122,11 +122,22 @@ def fetch_thumbnail(service: DicomwebService, study: StudyRef, box: tuple[int, i
 
 
 class ThumbnailCache:
-    """Thumbnails (or ``None``: "none offered") per ``(launch id, study id)`` for ``ttl_seconds``, in memory, at
-    most ``max_entries`` and ``max_bytes`` in all (least recently used dropped). Thread-safe; one per process."""
+    """Thumbnails (or ``None``: "none offered") per ``(launch id, study id)`` for ``ttl_seconds``, in memory.
 
-    def __init__(self, max_entries: int = 2000, max_bytes: int = 32 * 1024 * 1024):
+    Bound to the launch: the key is the launch id, so one launch is never given another's thumbnail, even of
+    the same Study Instance UID (each launch's access to that study was checked with its own token). Bounded:
+    at most ``max_entries`` entries and ``max_bytes`` of JPEG bytes in all (least recently used dropped first);
+    a thumbnail larger than ``max_entry_bytes`` is served but not kept. Thread-safe.
+
+    Per process: with several instances sharing a Redis launch store, each instance keeps its own cache (a
+    thumbnail may be fetched once per instance that serves it). That is acceptable because entries are small,
+    short-lived (``dicomweb.thumbnail_ttl_seconds``) and re-fetchable, and the browser caches them too
+    (``Cache-Control: private``); sharing them would put image bytes of PHI into the store for no clinical gain.
+    """
+
+    def __init__(self, max_entries: int = 2000, max_bytes: int = 32 * 1024 * 1024, max_entry_bytes: int = 512 * 1024):
         self._max_entries, self._max_bytes = max_entries, max_bytes
+        self._max_entry_bytes = min(max_entry_bytes, max_bytes)
         self._items: OrderedDict[tuple[str, str], tuple[float, Thumbnail | None]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -145,14 +156,14 @@ class ThumbnailCache:
             return True, item[1]
 
     def put(self, launch_id: str, study_id: str, thumbnail: Thumbnail | None, ttl_seconds: float) -> None:
-        """Keep ``thumbnail`` for ``ttl_seconds`` (nothing kept for 0)."""
-        if ttl_seconds <= 0:
-            return
+        """Keep ``thumbnail`` for ``ttl_seconds`` (replacing the entry; nothing kept for 0 or an oversized one)."""
         key = (launch_id, study_id)
         size = len(thumbnail.content) if thumbnail else 0
         with self._lock:
             if key in self._items:
                 self._drop(key)
+            if ttl_seconds <= 0 or size > self._max_entry_bytes:
+                return
             self._items[key] = (time.monotonic() + ttl_seconds, thumbnail)
             self._bytes += size
             while self._items and (len(self._items) > self._max_entries or self._bytes > self._max_bytes):
@@ -164,3 +175,8 @@ class ThumbnailCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        """JPEG bytes held now."""
+        return self._bytes

@@ -7,7 +7,9 @@
 * :class:`LaunchImages`: the per-process helper the views use: which DICOMweb base a study's
   images come from (its ``dicom-wado-rs`` Endpoint, else the registration's ``dicomweb.base_url``),
   which credentials it gets (:func:`app.dicomweb.access.access_for`; the smart-configuration's
-  ``associated_endpoints`` from the cached discovery), and the thumbnail (cached per launch).
+  ``associated_endpoints`` from the cached discovery), the thumbnail (cached per launch), and whether an
+  ``iss`` declares ImagingStudy search (:class:`~app.fhir.capabilities.CapabilityCache`, used by
+  :func:`app.launches.qido_list.first_page_or_qido`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from dataclasses import replace
 
 from ..config import EhrRegistration
 from ..dicomweb.access import BEARER, access_for
-from ..dicomweb.errors import DicomwebError
+from ..dicomweb.errors import DicomwebError, DicomwebHttpError
 from ..dicomweb.images import Thumbnail
 from ..dicomweb.service import DicomwebService
 from ..dicomweb.thumbnails import StudyRef, ThumbnailCache, fetch_thumbnail
+from ..fhir.capabilities import CapabilityCache
 from ..fhir.client import FhirClient
 from ..fhir.endpoints import (EndpointFacts, EndpointReader, IncludedEndpoints, StudyEndpoints, allowed_viewer,
                               resolve_pending)
@@ -74,11 +77,13 @@ class LaunchImages:
     """Per-process: DICOMweb access and thumbnails of launches (thread-safe)."""
 
     def __init__(self, discovery: SmartDiscovery, outbound: OutboundClient,
-                 cache: ThumbnailCache | None = None, endpoint_reader: EndpointReader | None = None):
+                 cache: ThumbnailCache | None = None, endpoint_reader: EndpointReader | None = None,
+                 capabilities: CapabilityCache | None = None):
         self.discovery = discovery
         self.outbound = outbound
         self.cache = cache or ThumbnailCache()
         self.endpoint_reader = endpoint_reader or EndpointReader()
+        self.capabilities = capabilities or CapabilityCache()  # per iss: does it offer ImagingStudy search?
 
     def associated_endpoints(self, iss: str) -> tuple[str, ...]:
         """The smart-configuration's ``associated_endpoints`` URLs of ``iss`` (cached discovery; ``()`` on failure)."""
@@ -110,18 +115,30 @@ class LaunchImages:
 
     def thumbnail(self, context: LaunchContext, study: StudySummary) -> Thumbnail | None:
         """The study's thumbnail (cached per launch and study), or ``None``: no UID, no DICOMweb base, no
-        credentials for it, no step offered one, or the service failed (logged by class, no URL, no PHI)."""
+        credentials for it, no step offered one, or the service failed (logged by class, no URL, no PHI).
+
+        A 401 to the launch's SMART token renews the token once (:meth:`LaunchContext.renew_token`, the
+        renewal lease :meth:`LaunchContext.with_token` uses) and the chain is asked again from its first step;
+        a 401 to PACS credentials from the environment (basic) is just "no thumbnail" (nothing to renew)."""
         hit, cached = self.cache.get(context.id, study.id or "")
         if hit:
             return cached
         thumbnail, failed = None, False
         base = self.base_for(context, study)
         if study.study_instance_uid and base:
+            ref = StudyRef(study.study_instance_uid, study.thumbnail_series_uid, study.thumbnail_instance_uid)
             try:
                 service = self.service(context, base)
                 if service is not None:
-                    thumbnail = fetch_thumbnail(service, StudyRef(study.study_instance_uid, study.thumbnail_series_uid,
-                                                                  study.thumbnail_instance_uid))
+                    try:
+                        thumbnail = fetch_thumbnail(service, ref)
+                    except DicomwebHttpError as exc:
+                        if exc.status != 401 or service.access.mode != BEARER:
+                            raise  # PACS credentials refused: no thumbnail
+                        # the launch's token was refused: renew it once (the store's renewal lease, shared with
+                        # concurrent requests of this launch) and ask again; a second 401 is no thumbnail
+                        renewed = context.renew_token(service.bearer_token or "")
+                        thumbnail = fetch_thumbnail(service.with_token(renewed), ref)
             except (DicomwebError, OutboundError, AuthorizationExpired, ValueError) as exc:
                 log.info("thumbnail unavailable: %s %s", type(exc).__name__, getattr(exc, "status", ""))
                 failed = True

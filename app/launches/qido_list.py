@@ -1,7 +1,9 @@
 """The study list from QIDO-RS when the EHR offers no ImagingStudy search.
 
-Used when the ImagingStudy search answers 404, 405 or 501 (no such type or interaction, FHIR R4
-§3.1.0.4.2) and the registration has ``dicomweb`` with ``patient_identifiers``. The launch patient
+Used when the registration has ``dicomweb`` with ``patient_identifiers`` (:func:`qido_configured`) and the
+EHR offers no ImagingStudy search: its CapabilityStatement (``{iss}/metadata``, :mod:`app.fhir.capabilities`)
+declares no ``search-type`` interaction for ImagingStudy, or the search answers 404, 405 or 501 (no such type
+or interaction, FHIR R4 §3.1.0.4.2). :func:`first_page_or_qido` makes that choice. The launch patient
 is read (``Patient/{id}``, also the banner); the first identifier whose ``system`` is mapped gives
 ``PatientID`` (0010,0020) and its ``IssuerOfPatientID`` (0010,0021); then
 
@@ -17,15 +19,19 @@ different) is not the launch patient's is dropped and counted in ``excluded``. A
 from __future__ import annotations
 
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Callable
 
 from ..config import DicomwebSettings
 from ..dicomweb.errors import DicomwebError, DicomwebHttpError
 from ..dicomweb.qido import STUDY_INCLUDE_FIELDS, read_study
+from ..fhir.capabilities import ServerCapabilities
 from ..fhir.client import FhirClient
+from ..fhir.errors import FhirError, FhirHttpError, FhirUnauthorized
 from ..fhir.imaging import StudySummary, newest_first, started_sort_key
 from ..fhir.patient import banner_from_resource
-from ..fhir.study_list import StudyList, StudyListLimits
+from ..fhir.study_list import PageCursor, StudyList, StudyListLimits
 from ..outbound import OutboundError, UpstreamTimeout
 from ..urls import origin_string
 from .context import LaunchContext
@@ -33,6 +39,9 @@ from .images import LaunchImages
 
 FALLBACK_STATUSES = frozenset({404, 405, 501})
 MAX_QIDO_STUDIES = 1000
+CAPABILITY_WAIT_SECONDS = 2.0
+"""How long a list whose first ImagingStudy page is in waits for a ``metadata`` answer still in flight; after
+that the search alone decides (the answer is still cached for the next launches)."""
 
 
 def qido_configured(dicomweb: DicomwebSettings | None) -> bool:
@@ -113,4 +122,56 @@ def fetch_qido_study_list(context: LaunchContext, client: FhirClient, images: La
     result.total = len(result.studies)
     if len(matches) >= min(limits.max_studies, MAX_QIDO_STUDIES):
         result.incomplete = f"the app asks the PACS for at most {min(limits.max_studies, MAX_QIDO_STUDIES)} studies"
+    return result
+
+
+def _undeclared(future: "Future[ServerCapabilities | None]", wait_seconds: float) -> bool:
+    """The CapabilityStatement is readable and declares no ImagingStudy search (``False`` when unreadable or
+    not in within ``wait_seconds``)."""
+    try:
+        capabilities = future.result(timeout=wait_seconds)
+    except (FutureTimeout, Exception):  # noqa: BLE001 - an unreadable or slow answer never breaks the list
+        return False
+    return capabilities is not None and not capabilities.offers_search("ImagingStudy")
+
+
+def first_page_or_qido(context: LaunchContext, client: FhirClient, images: LaunchImages | None,
+                       limits: StudyListLimits, executor: Executor,
+                       first_page: Callable[[], tuple[StudyList, PageCursor]], *,
+                       want_banner: bool) -> tuple[StudyList, PageCursor | None]:
+    """``first_page()`` (the first ImagingStudy page and its cursor), or the QIDO-RS list (cursor ``None``)
+    when the EHR offers no ImagingStudy search (module doc).
+
+    Round trips: without ``images`` or :func:`qido_configured`, exactly ``first_page()`` (no ``metadata``
+    request). Otherwise ``{iss}/metadata`` is looked up in ``images.capabilities`` (per ``iss``, TTL): a
+    cached answer without ImagingStudy search goes to QIDO-RS at once (no search is sent); on a miss the
+    request runs on ``executor`` *concurrently* with the first page, so the list costs no extra round trip
+    (it waits at most :data:`CAPABILITY_WAIT_SECONDS` past the first page). An unreadable answer leaves the
+    decision to the search: 404/405/501 go to QIDO-RS, any other failure is raised as before.
+    :class:`~app.fhir.errors.FhirUnauthorized` is always raised (the caller renews the token).
+    """
+    if images is None or not qido_configured(context.ehr.dicomweb):
+        return first_page()
+
+    def qido() -> tuple[StudyList, None]:
+        return fetch_qido_study_list(context, client, images, limits, executor, want_banner=want_banner), None
+
+    capabilities = images.capabilities.lookup(context.state.iss, context.outbound, executor)
+    if capabilities.done() and _undeclared(capabilities, 0):
+        return qido()
+    try:
+        result = first_page()
+    except FhirUnauthorized:
+        raise
+    except FhirHttpError as exc:
+        if (exc.resource_type == "ImagingStudy" and exc.status in FALLBACK_STATUSES) or \
+                _undeclared(capabilities, CAPABILITY_WAIT_SECONDS):
+            return qido()
+        raise
+    except (FhirError, OutboundError):
+        if _undeclared(capabilities, CAPABILITY_WAIT_SECONDS):
+            return qido()
+        raise
+    if _undeclared(capabilities, CAPABILITY_WAIT_SECONDS):
+        return qido()
     return result

@@ -31,7 +31,6 @@ from ..config import FhirSettings
 from ..fhir.client import FhirClient
 from ..fhir.reports import pdf_bytes, report_subject
 from ..fhir.endpoints import IncludedEndpoints
-from ..fhir.errors import FhirHttpError, FhirUnauthorized
 from ..fhir.study_list import (ListLoading, PageCursor, PageStudies, StudyList, StudyListLimits, extended,
                                fetch_first_page, fetch_next_page)
 from ..observability import metrics
@@ -40,7 +39,7 @@ from .bulkheads import EhrBulkheads
 from .context import RENEWAL_LEASE_SECONDS, LaunchContext
 from .errors import AuthorizationExpired, LaunchError
 from .images import LaunchImages, attach_endpoints
-from .qido_list import FALLBACK_STATUSES, fetch_qido_study_list, qido_configured
+from .qido_list import first_page_or_qido
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +94,9 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
     :func:`~app.fhir.study_list.fetch_first_page` and :class:`~app.launches.errors.AuthorizationExpired`.
 
     With ``images`` (:class:`~app.launches.images.LaunchImages`): the studies' Endpoints are resolved
-    (:func:`~app.launches.images.attach_endpoints`), and when the ImagingStudy search answers 404/405/501
-    and the registration maps patient identifiers to a DICOMweb service, the list comes from QIDO-RS
-    (:func:`~app.launches.qido_list.fetch_qido_study_list`).
+    (:func:`~app.launches.images.attach_endpoints`), and when the registration maps patient identifiers to a
+    DICOMweb service and the EHR offers no ImagingStudy search (CapabilityStatement, or 404/405/501), the list
+    comes from QIDO-RS (:func:`~app.launches.qido_list.first_page_or_qido`).
 
     With ``bulkheads``, the fetch holds one of the EHR's slots (:mod:`app.launches.bulkheads`;
     :class:`~app.launches.errors.EhrBusy` when none frees in time), the background loader until its last page.
@@ -121,16 +120,11 @@ def load_study_list(context: LaunchContext, executor: Executor, *, force: bool =
 
     def fetch(token: str) -> StudyList:
         client = FhirClient(state.iss, token, context.outbound, included=included)
-        try:
-            study_list, cursor = fetch_first_page(client, state.patient, limits, executor, want_banner=want_banner,
-                                                  want_reports=want_reports)
-        except FhirUnauthorized:
-            raise
-        except FhirHttpError as exc:
-            if images is None or exc.resource_type != "ImagingStudy" or exc.status not in FALLBACK_STATUSES \
-                    or not qido_configured(context.ehr.dicomweb):
-                raise
-            return fetch_qido_study_list(context, client, images, limits, executor, want_banner=want_banner)
+        study_list, cursor = first_page_or_qido(context, client, images, limits, executor, lambda: fetch_first_page(
+            client, state.patient, limits, executor, want_banner=want_banner, want_reports=want_reports),
+            want_banner=want_banner)
+        if cursor is None:  # the list came from QIDO-RS
+            return study_list
         cursors.append(cursor)
         if images is None:
             return study_list

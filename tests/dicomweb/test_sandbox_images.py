@@ -90,3 +90,48 @@ def test_without_imagingstudy_the_list_comes_from_qido_rs(hidden_base, tmp_path)
 def test_without_imagingstudy_and_without_a_mapping_the_error_stays(hidden_base, tmp_path):
     page = _driver(hidden_base, tmp_path).launch_to_list("pt-1001")
     assert page.status_code == 502  # the ImagingStudy search failure page, as before
+
+
+@pytest.fixture(scope="module")
+def undeclared_base():
+    with _sandbox(UNDECLARED_IMAGINGSTUDY=True) as port:
+        yield f"http://localhost:{port}"
+
+
+def test_an_imagingstudy_search_missing_from_the_capabilitystatement_lists_from_qido_rs(undeclared_base, tmp_path):
+    import requests
+    metadata = requests.get(f"{undeclared_base}/fhir/metadata", timeout=5).json()
+    assert "ImagingStudy" not in {r["type"] for r in metadata["rest"][0]["resource"]}
+    plain = _driver(undeclared_base, tmp_path / "plain").launch_to_list("pt-1001").get_data(as_text=True)
+    assert _ids(plain) == []  # the search alone answers an empty searchset: without QIDO-RS, no studies
+    dicomweb = {"base_url": f"{undeclared_base}/dicomweb",
+                "patient_identifiers": [{"system": MRN_SYSTEM, "issuer_of_patient_id": PATIENT_ID_ISSUER_OID}]}
+    page = _driver(undeclared_base, tmp_path, dicomweb=dicomweb).launch_to_list("pt-1001")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200, html[:500]
+    assert len(_ids(html)) == PT_1001_COUNT
+    assert f"these studies come from the PACS at {undeclared_base}" in html
+
+
+@pytest.mark.parametrize("allowed,expected", [(True, "sandbox"), (False, "configured")])
+def test_the_sandboxs_iid_endpoint_is_the_viewer_only_when_its_origin_is_allowed(sandbox_base, tmp_path, allowed,
+                                                                                 expected):
+    """The sandbox's ImagingStudy names its IID display (``Endpoint/sandbox-iid``, included in the search); the
+    registration's own viewer is on another origin (127.0.0.1 instead of localhost)."""
+    import html as html_module
+    port = sandbox_base.rsplit(":", 1)[1]
+    configured = f"http://127.0.0.1:{port}/IHEInvokeImageDisplay"
+    doc = sandbox_registration(APP_ORIGIN, sandbox_base, fhir={"page_size": 100, "connect_timeout": 2,
+                                                               "read_timeout": 10},
+                               **({"viewer_origins": [sandbox_base]} if allowed else {}))
+    doc["ehrs"][0]["scopes"] = ["online_access", "patient/Endpoint.rs"]
+    doc["viewer"]["base_url"] = configured
+    ehr = SandboxDriver(create_app(doc, secret_key="images", store_path=tmp_path / "l.sqlite3").test_client(),
+                        sandbox_base)
+    page = ehr.launch_to_list("pt-1001")
+    launch = _launch_id(page.get_data(as_text=True))
+    selected = ehr.client.get(f"/l/{launch}/?study=is-1001-ct").get_data(as_text=True)
+    (src,) = re.findall(r'<iframe id="viewer-frame"[^>]* src="([^"]+)"', selected)
+    src = html_module.unescape(src)
+    base = f"{sandbox_base}/IHEInvokeImageDisplay?" if expected == "sandbox" else f"{configured}?"
+    assert src.startswith(base) and "requestType=STUDY" in src, src
