@@ -160,6 +160,8 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
                            images=LaunchImages(discovery, outbound),
                            bulkheads=EhrBulkheads(settings.fhir.max_concurrent_lists_per_ehr,
                                                   settings.fhir.busy_wait_seconds)))
+    from .web.style import register_style
+    register_style(app)  # GET /l/<launch>/style.css: the EHR's smart_style_url as CSS variables
     register_endpoints(app, ready_check=lambda: store.reload("readyz-probe"),
                        metrics_enabled=settings.observability.metrics_enabled, allowlist=allowlist)
     app.wsgi_app = _Liveness(app.wsgi_app)
