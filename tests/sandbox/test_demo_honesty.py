@@ -90,3 +90,24 @@ def test_reports_cover_most_demo_studies_with_every_status_and_form(sandbox_clie
     for report_id, study_id, accession, *_ in REPORTS:
         study = dataset.study(study_id)
         assert study.accession_number == accession, report_id
+
+
+@pytest.mark.parametrize("patient_id", ["pt-1003", "pt-1005"])
+def test_generated_histories_show_matching_pixels_or_say_the_image_is_a_placeholder(sandbox_app, patient_id):
+    from sandbox.history import PLACEHOLDER_NOTE, REAL_PIXELS
+    studies = sandbox_app.extensions["sandbox"].dataset.patient(patient_id).studies
+    honest = placeholders = 0
+    for study in studies:
+        for series in study.series:
+            sources = {i.source_file for i in series.instances}
+            real = REAL_PIXELS.get((series.modality, series.body_part))
+            if real is not None:
+                assert sources == {real}, (study.id, series.description, sources)
+                assert PLACEHOLDER_NOTE not in series.description
+                honest += 1
+            else:
+                assert series.description.endswith(PLACEHOLDER_NOTE), (study.id, series.description)
+                placeholders += 1
+            for instance in series.instances:
+                assert instance.frames == int(_dataset(instance).get("NumberOfFrames", 1) or 1)
+    assert honest and placeholders
