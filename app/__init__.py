@@ -165,6 +165,8 @@ def create_app(registration: Mapping[str, Any] | None = None, *, secret_key: str
                            bulkheads=EhrBulkheads(settings.fhir.max_concurrent_lists_per_ehr,
                                                   settings.fhir.busy_wait_seconds),
                            loaders=ContextThreadPoolExecutor(max_workers=LOADER_THREADS, thread_name_prefix="loader")))
+    from .web.style import register_style
+    register_style(app)  # GET /l/<launch>/style.css: the EHR's smart_style_url as CSS variables
     register_endpoints(app, ready_check=lambda: store.reload("readyz-probe"),
                        metrics_enabled=settings.observability.metrics_enabled, allowlist=allowlist)
     app.wsgi_app = _Liveness(app.wsgi_app)

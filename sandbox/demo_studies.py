@@ -4,6 +4,24 @@ Study/Series/SOP Instance UIDs, modality, dates, descriptions and accession
 numbers come from the DICOM files (pydicom test data); only what a file lacks
 is synthesised (tables below). Files sharing a Study Instance UID form one
 study (``JPGExtended.dcm`` + ``JPEG2000.dcm``).
+
+Honest demo data: each synthesised description and body part says what the pixels show,
+checked by eye and recorded here (``tests/sandbox/test_demo_honesty.py`` checks modality,
+frames and the words below against the served DICOM):
+
+* ``CT_small.dcm``: axial CT through a thoracic vertebra with lung and aorta (chest);
+* ``MR_small.dcm``: a 64 x 64 derived MR crop whose anatomy cannot be told, so it is named as such;
+* ``examples_rgb_color.dcm``: small-parts ultrasound of a lymph node with power Doppler (its burnt-in label);
+* ``JPGExtended.dcm`` + ``JPEG2000.dcm``: NM whole-body bone scan;
+* ``examples_overlay.dcm``: MR of the upper abdomen (liver, kidneys) with a marked lesion;
+* ``examples_ybr_color.dcm``: echocardiogram cine, 30 frames (``PLA``: parasternal long axis);
+* ``examples_palette.dcm``: obstetric ultrasound (``ImageType`` OBSTETRICAL, "Philips OB" burnt in);
+* ``rtdose.dcm``: a radiotherapy dose grid, 15 planes;
+* ``693_J2KI.dcm``: axial non-contrast CT of the head (CQ500, "5/5mm Plain").
+
+A study of several frames says how many in its description (``… (30 frames)``), since the
+FHIR ImagingStudy counts instances, not frames. The priors reuse the pixels of the later study
+under new UIDs, and their series description says so.
 """
 
 from __future__ import annotations
@@ -30,21 +48,25 @@ SITE_TIMEZONE = ZoneInfo("America/Chicago")
 #: (study id, patient id, files, synthesised study description, synthesised accession, synthesised start)
 DICOM_STUDIES: tuple[tuple[str, str, tuple[str, ...], str, str, str | None], ...] = (
     ("is-1001-ct", "pt-1001", ("CT_small.dcm",), "CT Chest without contrast", "A1001001", None),
-    ("is-1001-mr", "pt-1001", ("MR_small.dcm",), "MR Brain without contrast", "A1001002", None),
-    ("is-1001-us-rgb", "pt-1001", ("examples_rgb_color.dcm",), "US Abdomen complete", "A1001003", None),
+    ("is-1001-mr", "pt-1001", ("MR_small.dcm",), "MR single slice, anatomy not identified (demo sample)",
+     "A1001002", None),
+    ("is-1001-us-rgb", "pt-1001", ("examples_rgb_color.dcm",), "US Lymph node with power Doppler", "A1001003",
+     None),
     ("is-1001-nm-bone", "pt-1001", ("JPGExtended.dcm", "JPEG2000.dcm"), "NM Whole body bone scan", "A1001004", None),
     ("is-1001-mr-abdomen", "pt-1001", ("examples_overlay.dcm",), "MR Abdomen liver protocol", "A1001005", None),
-    ("is-1001-us-cine", "pt-1001", ("examples_ybr_color.dcm",), "US Echocardiogram cine", "A1001006", None),
-    ("is-1001-us-doppler", "pt-1001", ("examples_palette.dcm",), "US Carotid Doppler", "A1001007", None),
+    ("is-1001-us-cine", "pt-1001", ("examples_ybr_color.dcm",), "US Echocardiogram cine, parasternal long axis",
+     "A1001006", None),
+    ("is-1001-us-doppler", "pt-1001", ("examples_palette.dcm",), "US Obstetric", "A1001007", None),
     ("is-1001-rtdose", "pt-1001", ("rtdose.dcm",), "Radiotherapy dose distribution", "A1001008", None),
-    ("is-1002-ct", "pt-1002", ("693_J2KI.dcm",), "CT Abdomen and Pelvis with contrast", "A1002001", "2023-03-14T09:12:00"),
+    ("is-1002-ct", "pt-1002", ("693_J2KI.dcm",), "CT Head without contrast", "A1002001", "2023-03-14T09:12:00"),
 )
 
 #: pt-1001 priors of the same modality and body region (pixels from the same files; UIDs synthesised,
 #: as a PACS would hold an earlier exam): (study id, file, description, accession, start, body part)
 PRIOR_STUDIES: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("is-1001-ct-prior", "CT_small.dcm", "CT Chest without contrast", "A1001009", "2002-06-03T10:20:00", "CHEST"),
-    ("is-1001-mr-prior", "MR_small.dcm", "MR Brain without contrast", "A1001010", "2001-05-14T08:10:00", "BRAIN"),
+    ("is-1001-mr-prior", "MR_small.dcm", "MR single slice, anatomy not identified (demo sample)", "A1001010",
+     "2001-05-14T08:10:00", None),
 )
 
 HL7_EXAMPLES = (
@@ -74,8 +96,14 @@ def dicom_datetime(study_date: str, study_time: str, tz_offset: str) -> datetime
 
 
 def _meaningful(text: str | None) -> bool:
-    """A file's description is kept when it reads as words (CT_small.dcm's ``"e+1"`` does not)."""
-    return bool(text) and sum(ch.isalpha() for ch in text) >= 3
+    """A file's description is kept when it reads as words (CT_small.dcm's ``"e+1"`` does not, nor a coded
+    ``abdomen^liver``)."""
+    return bool(text) and sum(ch.isalpha() for ch in text) >= 3 and "^" not in text
+
+
+def with_frame_count(description: str, frames: int) -> str:
+    """``description (N frames)`` for a study of more than one frame: ImagingStudy counts instances only."""
+    return f"{description} ({frames} frames)" if frames > 1 else description
 
 
 def _dicom_study(study_id, patient_id, files, description, accession, started_text) -> StudyRecord:
@@ -107,6 +135,7 @@ def _dicom_study(study_id, patient_id, files, description, accession, started_te
     started = dicom_datetime(first.study_date, first.study_time, first.timezone_offset)
     if started is None and started_text:
         started = datetime.fromisoformat(started_text).replace(tzinfo=SITE_TIMEZONE)
+    frames = max(i.frames for s in series_by_uid.values() for i in s.instances)
     return make_study(
         study_id,
         patient_id,
@@ -114,7 +143,8 @@ def _dicom_study(study_id, patient_id, files, description, accession, started_te
         study_instance_uid=first.study_instance_uid,
         accession_number=first.accession_number or accession,
         started=started,
-        description=first.study_description if _meaningful(first.study_description) else description,
+        description=with_frame_count(first.study_description if _meaningful(first.study_description)
+                                     else description, frames),
         series=list(series_by_uid.values()),
     )
 
@@ -123,7 +153,7 @@ def _prior_study(study_id, file_name, description, accession, started_text, body
     """An earlier pt-1001 study with the pixels of ``file_name`` under synthesised UIDs."""
     header = read_header(file_name)
     series = SeriesRecord(series_instance_uid=uid_from_name(f"{study_id}/1"), modality=header.modality, number=1,
-                          description=description, body_part=body_part,
+                          description=f"{description} (demo prior: the later study's pixels)", body_part=body_part,
                           instances=[InstanceRecord(sop_instance_uid=uid_from_name(f"{study_id}/1/1"),
                                                     sop_class_uid=header.sop_class_uid, number=1,
                                                     source_file=file_name, frames=header.number_of_frames)])
@@ -133,8 +163,8 @@ def _prior_study(study_id, file_name, description, accession, started_text, body
 
 
 #: body part per demo study where the file has none (so priors can match by body site)
-BODY_PARTS = {"is-1001-ct": "CHEST", "is-1001-mr": "BRAIN", "is-1001-us-rgb": "ABDOMEN",
-              "is-1001-us-cine": "HEART", "is-1001-us-doppler": "NECK"}
+BODY_PARTS = {"is-1001-ct": "CHEST", "is-1001-us-cine": "HEART", "is-1001-us-doppler": "PELVIS",
+              "is-1002-ct": "HEAD"}
 
 
 def dicom_studies() -> list[StudyRecord]:

@@ -79,6 +79,21 @@ def random_started(rng: random.Random) -> datetime:
     return naive.replace(tzinfo=SITE_TIMEZONE)
 
 
+#: bundled files whose pixels do show this (modality, body part) (looked at; sandbox/demo_studies.py lists them)
+REAL_PIXELS: dict[tuple[str, str], str] = {
+    ("CT", "HEAD"): "693_J2KI.dcm", ("CT", "CHEST"): "CT_small.dcm", ("MR", "ABDOMEN"): "examples_overlay.dcm",
+    ("US", "HEART"): "examples_ybr_color.dcm", ("NM", "WHOLEBODY"): "JPGExtended.dcm",
+}
+PLACEHOLDER_NOTE = " (synthetic history: placeholder image, not this anatomy)"
+
+
+def pixels_for(modality: str, body_part: str, choice: int) -> tuple[str, bool]:
+    """``(file, honest)``: a bundled file showing ``body_part`` in ``modality`` when there is one, else a
+    placeholder of the modality (``honest`` false: the series description then says so)."""
+    real = REAL_PIXELS.get((modality, body_part))
+    return (real, True) if real else (pixel_source_for(modality, choice), False)
+
+
 def generated_study(
     rng: random.Random,
     patient_id: str,
@@ -99,13 +114,13 @@ def generated_study(
     source_choice = rng.randrange(1000)
     series = []
     for s_index, (series_description, low, high) in enumerate(profile.series[:series_count], start=1):
-        source = pixel_source_for(modality, source_choice + s_index)
+        source, honest = pixels_for(modality, body_part, source_choice + s_index)
         frames = read_header(source).number_of_frames
         record = SeriesRecord(
             series_instance_uid=uid_from_name(f"{patient_id}/{index}/{s_index}"),
             modality=modality,
             number=s_index,
-            description=series_description,
+            description=series_description if honest else series_description + PLACEHOLDER_NOTE,
             body_part=body_part,
         )
         for i_index in range(1, rng.randint(low, high) + 1):

@@ -110,6 +110,20 @@ def resolve_user(iss: str, identity: Identity, grant: TokenGrant, outbound: Outb
                         display_name=name)
 
 
+def kept_study_list(store: LaunchStore, launch: StoredLaunch[ActiveLaunch]) -> StudyList | None:
+    """The list ``launch`` holds (its ``list_ref``): from this process's cache, else the store's list record
+    (then cached); ``None`` without one. For readers outside a :class:`LaunchContext` (e.g. an error page)."""
+    ref = launch.state.list_ref
+    if ref is None:
+        return None
+    study_list = list_cache.LISTS.get(launch.id, ref.version)
+    if study_list is None:
+        study_list = store.get_study_list(launch.id, ref)
+        if study_list is not None:
+            list_cache.LISTS.put(launch.id, ref.version, study_list)
+    return study_list
+
+
 class LaunchContext:
     """One active launch of this browser, for the length of one request (at most one token renewal).
 
@@ -142,11 +156,8 @@ class LaunchContext:
         """The list ``ref`` names: this request's copy, the process cache, else the store's record (cached)."""
         if self._list is not None and self._list[0] == ref:
             return self._list[1]
-        study_list = list_cache.LISTS.get(self._launch.id, ref.version)
-        if study_list is None:
-            study_list = self._store.get_study_list(self._launch.id, ref)
-            if study_list is not None:
-                list_cache.LISTS.put(self._launch.id, ref.version, study_list)
+        study_list = kept_study_list(self._store, StoredLaunch(self._launch.id, self._launch.version,
+                                                               self._launch.expires, self._launch.state.with_list_ref(ref)))
         self._list = (ref, study_list)
         return study_list
 

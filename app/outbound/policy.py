@@ -42,6 +42,8 @@ DEFAULT_LIMITS: Mapping[str, ExchangeLimits] = MappingProxyType({
     "fhir": ExchangeLimits(max_bytes=8 * MiB, deadline_seconds=30.0),
     # Binary / thumbnails.
     "binary": ExchangeLimits(max_bytes=2 * MiB, deadline_seconds=20.0),
+    # The EHR's smart_style_url document (SMART 2.2 §Styling): a few dozen short values; cosmetic, so short.
+    "style": ExchangeLimits(max_bytes=16 * KiB, deadline_seconds=5.0),
 })
 
 

@@ -9,8 +9,9 @@ from flask import Flask
 
 from ..config import Settings
 from ..observability import metrics
+from .error_context import launch_of_error
 from .errors import register_error_handlers
-from .security import configure_session_cookie, install_security_headers
+from .security import browser_binding, configure_session_cookie, install_security_headers
 from .services import EXTENSION_KEY, Services
 
 TEMPLATES = ("studies.html", "error.html", "start.html", "cookie_blocked.html")
@@ -27,5 +28,6 @@ def init_app(app: Flask, services: Services) -> None:
     for name in TEMPLATES:
         app.jinja_env.get_template(name)  # compile now, not on a clinician's first launch
     register_error_handlers(app, relaunch_url_for,
-                            on_error=lambda exc, page: metrics.ERRORS.labels(type(exc).__name__).inc())
+                            on_error=lambda exc, page: metrics.ERRORS.labels(type(exc).__name__).inc(),
+                            launch_of=launch_of_error, cookie_sent=lambda: browser_binding() is not None)
     install_security_headers(app, settings)

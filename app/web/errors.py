@@ -31,13 +31,20 @@ log = logging.getLogger(__name__)
 
 RELAUNCH_FROM_CHART = "Close the app and launch it again from the patient's chart."
 RETRY_LATER = "Try again in a moment. If it keeps failing, contact your EHR administrator."
+BROWSER_MISMATCH_DETAIL = "This browser did not start the launch, or it blocked the app's cookie."
+SIGN_IN_REPLACED_DETAIL = ("A newer sign-in was started in this browser at about the same time (for example "
+                           "\u201cOpen in a new window\u201d clicked twice), and it replaced this one.")
+SIGN_IN_REPLACED_ACTION = "Use the window of the newer sign-in, or close this window and launch the app again."
 
 
 @dataclass(frozen=True)
 class ErrorPage:
     """What the error page shows: ``status``, ``title`` (one line), ``detail`` (may quote upstream text),
     ``action`` (what to do next), ``relaunch_url`` (a link that starts the launch again, when one can work),
-    ``headers`` (extra response headers, e.g. ``Retry-After``)."""
+    ``headers`` (extra response headers, e.g. ``Retry-After``); ``ehr_name`` / ``patient_label``: whose launch
+    failed (:mod:`app.web.error_context`, only this browser's own launch); ``relaunch_from_ehr``: an EHR launch,
+    which only the EHR can start again (no button); ``relaunch_new_window``: the button opens a new window
+    (a frame that lost its cookie)."""
 
     status: int
     title: str
@@ -45,6 +52,10 @@ class ErrorPage:
     action: str = RELAUNCH_FROM_CHART
     relaunch_url: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    ehr_name: str | None = None
+    patient_label: str | None = None
+    relaunch_from_ehr: bool = False
+    relaunch_new_window: bool = False
 
 
 class PageError(Exception):
@@ -241,9 +252,9 @@ def describe(exc: BaseException) -> ErrorPage:
                          "The state is missing, unknown, already used, or expired.",
                          "Close this window and launch the app again from the patient's chart.")
     if isinstance(exc, BrowserMismatch):
-        return ErrorPage(400, "Could not verify this launch, please relaunch",
-                         "This browser did not start the launch, or it blocked the app's cookie.",
-                         "Close this window and launch the app again from the patient's chart.")
+        return ErrorPage(400, "Could not verify this launch, please relaunch", BROWSER_MISMATCH_DETAIL,
+                         "Close this window and launch the app again from the patient's chart.",
+                         relaunch_new_window=True)
     if isinstance(exc, TooManyPendingLaunches):
         return ErrorPage(429, "Too many sign-ins in progress",
                          "This browser has started more launches than the app holds at once.",
@@ -283,11 +294,37 @@ def _render(page: ErrorPage):
         return _plain(page)
 
 
-def register_error_handlers(app: Flask, relaunch_url_for=None, on_error=None) -> None:
+def with_launch(page: ErrorPage, launch, *, cookie_sent: bool = False) -> ErrorPage:
+    """``page`` naming ``launch`` (an :class:`~app.web.error_context.ErrorLaunch`, or ``None``).
+
+    The EHR and patient are named; a standalone launch gets its relaunch URL; an EHR
+    launch says plainly to relaunch from the EHR (its launch id is used up, no button).
+    ``cookie_sent``: for a browser mismatch, the browser did send a binding cookie, only
+    not this launch's: another sign-in of the same browser replaced it (two quick clicks).
+    """
+    if page.detail == BROWSER_MISMATCH_DETAIL and cookie_sent:
+        page = replace(page, detail=SIGN_IN_REPLACED_DETAIL, action=SIGN_IN_REPLACED_ACTION)
+    if launch is None:
+        return page
+    page = replace(page, ehr_name=launch.ehr_name, patient_label=launch.patient_label)
+    if launch.ehr_launch:
+        where = f"{launch.patient_label}\u2019s chart" if launch.patient_label else "the patient\u2019s chart"
+        return replace(page, relaunch_url=None, relaunch_from_ehr=True,
+                       action=f"{page.action} To relaunch, open {where} in {launch.ehr_name} and start the app "
+                              "there (a launch from the EHR cannot be restarted from this page).")
+    if launch.relaunch_url and page.relaunch_url is None:
+        page = replace(page, relaunch_url=launch.relaunch_url)
+    return page
+
+
+def register_error_handlers(app: Flask, relaunch_url_for=None, on_error=None, launch_of=None,
+                            cookie_sent=None) -> None:
     """Render every failure as the app's error page.
 
     ``relaunch_url_for(exc) -> str | None`` adds a relaunch link where one can work;
-    ``on_error(exc, page)`` is told of each failure rendered (metrics).
+    ``on_error(exc, page)`` is told of each failure rendered (metrics);
+    ``launch_of(exc) -> ErrorLaunch | None`` names the failing request's launch (:func:`with_launch`);
+    ``cookie_sent() -> bool``: the request carried a launch-binding cookie.
     """
 
     @app.errorhandler(HTTPException)
@@ -309,4 +346,6 @@ def register_error_handlers(app: Flask, relaunch_url_for=None, on_error=None) ->
             url = relaunch_url_for(error)
             if url:
                 page = replace(page, relaunch_url=url)
+        page = with_launch(page, launch_of(error) if launch_of is not None else None,
+                           cookie_sent=bool(cookie_sent()) if cookie_sent is not None else False)
         return _render(page)

@@ -73,6 +73,7 @@ def show_in_header(state: ActiveLaunch) -> None:
     """Let ``base.html`` name the signed-in user and the encounter for this response."""
     g.signed_in_user = state.user
     g.launch_encounter = state.grant.encounter
+    g.launch_style_url = state.grant.smart_style_url  # base.html links /l/<id>/style.css (app.web.style)
 
 
 def header_context() -> dict:

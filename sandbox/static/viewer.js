@@ -1,6 +1,7 @@
 // Sandbox PACS viewer: step through the frames of each series with buttons or arrow keys.
 (function () {
   "use strict";
+  var FRAME_MS = 67;  // about 15 frames per second
   function setup(figure) {
     var frames = JSON.parse(figure.getAttribute("data-frames") || "[]");
     var img = figure.querySelector("img");
@@ -12,8 +13,22 @@
       img.src = frames[index];
       counter.textContent = (index + 1) + " / " + frames.length;
     }
+    // Cine: a play/pause toggle (a real button: Tab reaches it, Enter/Space press it; "k" on the figure too).
+    // Playing never moves focus, so a framed viewer leaves the app's list in charge of the keyboard.
+    var play = figure.querySelector("button.play");
+    var timer = null;
+    function setPlaying(on) {
+      if (!play) { return; }
+      if (timer) { window.clearInterval(timer); timer = null; }
+      if (on) { timer = window.setInterval(function () { show(index + 1); }, FRAME_MS); }
+      play.setAttribute("aria-pressed", on ? "true" : "false");
+      play.textContent = on ? "Pause cine" : "Play cine";
+      figure.setAttribute("data-playing", on ? "true" : "false");
+    }
+    if (play) { play.addEventListener("click", function () { setPlaying(!timer); }); }
     figure.querySelectorAll("button[data-step]").forEach(function (button) {
       button.addEventListener("click", function () {
+        setPlaying(false);
         show(index + parseInt(button.getAttribute("data-step"), 10));
       });
     });
@@ -22,6 +37,7 @@
       if (event.key === "ArrowLeft" || event.key === "ArrowUp") { show(index - 1); event.preventDefault(); }
       if (event.key === "Home") { show(0); event.preventDefault(); }
       if (event.key === "End") { show(frames.length - 1); event.preventDefault(); }
+      if (event.key === "k" && event.target === figure) { setPlaying(!timer); event.preventDefault(); }
     });
     figure.addEventListener("wheel", function (event) {
       if (frames.length > 1) { show(index + (event.deltaY > 0 ? 1 : -1)); event.preventDefault(); }

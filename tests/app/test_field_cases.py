@@ -409,7 +409,7 @@ def test_c10_cookie_dropped_in_iframe_offers_a_new_window_instead_of_looping(app
     page = check.get_data(as_text=True)
     assert check.status_code == 409
     assert "Open in a new window" in page
-    assert 'target="_blank"' in page
+    assert 'target="imaging-app-launch"' in page
     assert "/launch?iss=https%3A%2F%2Fehr.example.org%2Ffhir&amp;launch=L-1" in page
     assert ehr.calls_to("/oauth2/token", "POST") == []
 

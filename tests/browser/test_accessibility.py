@@ -80,3 +80,40 @@ def test_skip_link_and_visible_focus(page, servers):
     outline = app.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"
     assert app.eval_on_selector_all("#study-list [tabindex='0']", "els => els.length") == 1
+
+
+def test_expired_session_page_names_ehr_and_patient_and_passes_axe(a11y_page, servers, axe_script):
+    """The 401 page of an EHR launch names the EHR and the patient, has no Relaunch button (the launch id is used
+    up) and says to relaunch from the EHR; axe finds nothing serious."""
+    from .servers import EHR_NAME
+    _relaunch_with(a11y_page, servers, "pt-1001", "expired_token", "refresh_fails")
+    app = app_frame(a11y_page)
+    expect(app.locator(ERROR_TITLE)).to_have_text("Your session has expired")
+    expect(app.locator("#error-ehr")).to_have_text(EHR_NAME)
+    expect(app.locator("#error-patient")).to_have_text("patient pt-1001")
+    expect(app.locator("#relaunch")).to_have_count(0)
+    expect(app.locator("main.message p.message-action")).to_contain_text(f"start the app there")
+    assert serious_violations(app, axe_script) == []
+
+
+def test_ehr_style_is_applied_and_cine_viewer_passes_axe(a11y_page, servers, axe_script):
+    """The sandbox's smart_style_url reaches the page as CSS variables (its highlight colour on the buttons);
+    the echo's cine plays from its button without taking focus from the app's list."""
+    app = launch_to_list(a11y_page, servers, "pt-1001")
+    expect(app.locator("link#ehr-style")).to_have_count(1)
+    app.wait_for_function("() => getComputedStyle(document.documentElement)"
+                          ".getPropertyValue('--smart-color-highlight').trim() === '#1f6feb'")
+    assert app.evaluate("() => getComputedStyle(document.body).fontSize") == "15px"
+    choose_study(app, "is-1001-us-cine")
+    viewer = viewer_frame(app)
+    assert app.evaluate("() => document.activeElement.closest('#study-list') !== null")
+    counter = viewer.locator("figure.series .counter").first
+    expect(counter).to_have_text("1 / 30")
+    play = viewer.get_by_role("button", name="Play cine")
+    play.click()
+    expect(viewer.get_by_role("button", name="Pause cine")).to_have_attribute("aria-pressed", "true")
+    viewer.wait_for_function("() => !document.querySelector('figure.series .counter').textContent.startsWith('1 /')")
+    viewer.get_by_role("button", name="Pause cine").press("Enter")
+    expect(viewer.locator("button.play")).to_have_attribute("aria-pressed", "false")
+    assert serious_violations(viewer, axe_script) == []
+    assert serious_violations(app, axe_script) == []
