@@ -42,6 +42,7 @@ MAX_QIDO_STUDIES = 1000
 CAPABILITY_WAIT_SECONDS = 2.0
 """How long a list whose first ImagingStudy page is in waits for a ``metadata`` answer still in flight; after
 that the search alone decides (the answer is still cached for the next launches)."""
+QIDO_MATCHING_CHARACTERS = frozenset("*?\\")
 
 
 def qido_configured(dicomweb: DicomwebSettings | None) -> bool:
@@ -51,13 +52,18 @@ def qido_configured(dicomweb: DicomwebSettings | None) -> bool:
 
 def patient_key(patient: dict, dicomweb: DicomwebSettings) -> tuple[str, str] | None:
     """``(PatientID, IssuerOfPatientID)`` from the first ``Patient.identifier`` whose system is mapped (in the
-    order of the mapping), else ``None``."""
+    order of the mapping), else ``None``.
+
+    A value holding a DICOM matching character is never used: PatientID is LO, so QIDO-RS takes ``*`` and ``?``
+    as wild cards (PS3.4 §C.2.2.2.4) and ``\\`` as a value separator (§C.2.2.2.1 list matching); either would
+    widen the search to other patients (Orthanc does). Nor are control characters."""
     identifiers = [i for i in patient.get("identifier") or [] if isinstance(i, dict)] \
         if isinstance(patient.get("identifier"), list) else []
     for mapping in dicomweb.patient_identifiers:
         for identifier in identifiers:
             value = identifier.get("value")
-            if identifier.get("system") == mapping.system and isinstance(value, str) and 0 < len(value) <= 64:
+            if identifier.get("system") == mapping.system and isinstance(value, str) and 0 < len(value) <= 64 \
+                    and value.isprintable() and not set(value) & QIDO_MATCHING_CHARACTERS:
                 return value, mapping.issuer_of_patient_id
     return None
 
