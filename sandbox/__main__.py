@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra generated patient with N studies (repeatable)")
     parser.add_argument("--hide-imagingstudy", action="store_true", default=None,
                         help="no ImagingStudy in the FHIR API (404; not in metadata): studies via DICOMweb only")
+    parser.add_argument("--undeclared-imagingstudy", action="store_true", default=None,
+                        help="ImagingStudy left out of the CapabilityStatement (its search answers an empty "
+                             "searchset): only /metadata says to use QIDO-RS")
     return parser
 
 
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides["LATENCY_MS"] = args.latency_ms
     if args.hide_imagingstudy:
         overrides["HIDE_IMAGINGSTUDY"] = True
+    if args.undeclared_imagingstudy:
+        overrides["UNDECLARED_IMAGINGSTUDY"] = True
     if args.history:
         histories = parse_histories(os.environ.get("SANDBOX_EXTRA_HISTORIES"))
         histories.update(parse_histories(",".join(args.history)))
