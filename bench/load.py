@@ -6,6 +6,8 @@ is not held back by one GIL; each client owns one ``http.client.HTTPConnection``
 requests back to back (no think time). Every request names a launch
 (``/l/<id>/`` with that launch's session cookie); every 200 page is checked to
 belong to it (``data-launch-id`` and ``data-patient-id`` of ``div.app``).
+Requests say ``Accept-Encoding: gzip`` as browsers do; a compressed page is decoded up to its first 64 KiB
+(the identity is near the top), so the generator's CPU is not spent on rows it does not check.
 Bounded by a duration and a request cap. On 2 cores the generator competes
 with the server; its CPU time is returned so the report can say how much.
 """
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import http.client
 import re
+import zlib
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 
+IDENTITY_WINDOW = 64 * 1024  # decoded bytes read of a compressed page: div.app comes before the list
 IDENTITY = re.compile(rb'<div class="app" data-launch-id="([^"]*)" data-patient-id="([^"]*)"')
 
 
@@ -46,9 +50,11 @@ def _client_loop(host: str, port: int, targets: list[Target], offset: int, deadl
         index += 1
         started = time.perf_counter()
         try:
-            conn.request("GET", target.path, headers={"Cookie": target.cookie})
+            conn.request("GET", target.path, headers={"Cookie": target.cookie, "Accept-Encoding": "gzip"})
             response = conn.getresponse()
             body = response.read()
+            if response.getheader("Content-Encoding") == "gzip":  # as a browser would; the identity is near the top
+                body = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, IDENTITY_WINDOW)
         except (OSError, http.client.HTTPException):
             errors += 1
             conn.close()

@@ -36,7 +36,7 @@ from .errors import ErrorPage, PageError, bad_launch_request, unknown_iss
 from ..audit.events import MINOR_FAILURE
 from .identity import (actor_for, audit_launch, audit_study_list, audit_viewer, header_context, show_in_header,
                        signed_in_user)
-from .list_index import cached_page
+from .list_index import cached_page, is_default_view
 from .presenter import DISPLAY_ROWS, RowsFragment, build_rows, build_study_list_page, study_for_report
 from .search import StudyQuery
 from .security import browser_binding, ensure_browser_binding, frame_launch, in_iframe, rotate_browser_binding
@@ -233,8 +233,13 @@ def studies(launch_id: str):
                      urlencode({"patient": context.state.patient, "_sort": "-started", "_count": fhir.page_size}))
     if page.viewer_url:
         audit_viewer(context.state, context.ehr, [s.study_instance_uid for s in page.selected if s.study_instance_uid])
-    return cached_page(page, lambda: render_template("studies.html", page=page), default_rows=DISPLAY_ROWS,
-                       header=(g.get("signed_in_user"), g.get("launch_encounter"), request.query_string))
+    # the kept default view goes out compressed to a browser that accepts it (RFC 9110 §12.5.3)
+    compress = is_default_view(page, DISPLAY_ROWS) and request.accept_encodings["gzip"] > 0
+    body = cached_page(page, lambda: render_template("studies.html", page=page), default_rows=DISPLAY_ROWS,
+                       header=(g.get("signed_in_user"), g.get("launch_encounter"), request.query_string),
+                       gzip=compress)
+    return Response(body, content_type="text/html; charset=utf-8",
+                    headers={"Vary": "Accept-Encoding", **({"Content-Encoding": "gzip"} if compress else {})})
 
 
 def _query() -> StudyQuery:

@@ -293,3 +293,23 @@ def test_a_diagnostic_report_in_fhir_context_opens_the_study_it_reports_on(ehr):
     assert match is not None
     ct_uid = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True).StudyInstanceUID
     assert query_of(match.group(1).replace("&amp;", "&"))["studyUID"] == ct_uid
+
+
+def test_a_reopened_list_goes_out_compressed_to_a_browser_that_accepts_gzip(ehr):
+    import gzip
+
+    first = ehr.launch_to_list("pt-1001")
+    list_url = first.request.path
+    plain = ehr.client.get(list_url)
+    assert plain.status_code == 200 and "Content-Encoding" not in plain.headers
+    assert "Accept-Encoding" in plain.headers["Vary"]
+    packed = ehr.client.get(list_url, headers={"Accept-Encoding": "br;q=1, gzip;q=0.5"})
+    assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
+    assert gzip.decompress(packed.get_data()) == plain.get_data()
+    assert len(packed.get_data()) < len(plain.get_data()) / 3
+    refused = ehr.client.get(list_url, headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "Content-Encoding" not in refused.headers and refused.get_data() == plain.get_data()
+    study_id = _ids(plain.get_data(as_text=True))[0]
+    selected = ehr.client.get(list_url, query_string={"study": study_id}, headers={"Accept-Encoding": "gzip"})
+    assert selected.status_code == 200 and "Content-Encoding" not in selected.headers  # rendered per request
+    assert f'data-study-id="{study_id}"' in selected.get_data(as_text=True)
