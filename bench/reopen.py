@@ -11,8 +11,8 @@ study, keeps the list the way a first load does (:meth:`LaunchContext.keep_study
 then times ``GET /l/<id>/`` through Flask's test client (WSGI, no socket):
 the first re-open (this process has not decoded the list yet: what another
 worker pays once), the median of ``--reps`` re-opens after it, and the
-median of re-opens with a study selected (``?study=<id>``: not the default
-view, so its 200 rows are rendered for each request). ``--profile
+median of re-opens with a study selected (``?study=<id>``: not the kept default
+view, so the page is rendered for each request around its rows' kept HTML, app/web/row_html.py). ``--profile
 N`` prints cProfile's top functions of 20 re-opens at N studies;
 ``--tracemalloc N`` the peak Python allocation of one cold re-open and of
 keeping the list. Figures are wall times on a shared machine: compare runs of
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             clicked = statistics.median([bench.get(selected) * 1000 for _ in range(max(3, args.reps // 3))])
             print(f"{size:>6} studies: re-open median {median:6.2f} ms (p90 {sorted(walls)[int(len(walls) * .9)]:.2f}),"
                   f" first in this process {first:6.1f} ms, page {html / 1024:.0f} KiB; goal ≤ {REOPEN_TARGET_MS:.0f} ms "
-                  f"{'met' if median <= REOPEN_TARGET_MS else 'missed'}; with a study selected (rendered every time) "
+                  f"{'met' if median <= REOPEN_TARGET_MS else 'missed'}; with a study selected (page rendered, rows kept) "
                   f"{clicked:6.2f} ms", flush=True)
             if size == args.profile:
                 profiler = cProfile.Profile()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
 from functools import lru_cache
 from typing import Callable
@@ -91,6 +91,8 @@ class StudyRow:
     time_text: str = ""
     year_heading: str | None = None
     prior_time_text: str = ""
+    #: this row's HTML per selection state (:func:`app.web.row_html.row_html`); not part of its value
+    rendered: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def report_status(self) -> str | None:

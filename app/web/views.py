@@ -37,6 +37,7 @@ from ..audit.events import MINOR_FAILURE
 from .identity import (actor_for, audit_launch, audit_study_list, audit_viewer, header_context, show_in_header,
                        signed_in_user)
 from .list_index import cached_page, is_default_view
+from .row_html import row_html
 from .presenter import DISPLAY_ROWS, RowsFragment, build_rows, build_study_list_page, study_for_report
 from .search import StudyQuery
 from .security import browser_binding, ensure_browser_binding, frame_launch, in_iframe, rotate_browser_binding
@@ -47,6 +48,7 @@ bp = Blueprint("views", __name__)
 MAX_LAUNCH_LENGTH = 4096
 
 bp.app_context_processor(header_context)
+bp.add_app_template_global(row_html)  # templates/_study_rows.html: each row's HTML, kept with the row
 
 
 @bp.get("/.well-known/jwks.json")

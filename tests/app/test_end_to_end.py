@@ -313,3 +313,28 @@ def test_a_reopened_list_goes_out_compressed_to_a_browser_that_accepts_gzip(ehr)
     selected = ehr.client.get(list_url, query_string={"study": study_id}, headers={"Accept-Encoding": "gzip"})
     assert selected.status_code == 200 and "Content-Encoding" not in selected.headers  # rendered per request
     assert f'data-study-id="{study_id}"' in selected.get_data(as_text=True)
+
+
+def test_kept_row_html_follows_the_selection_exactly(sandbox_base, tmp_path):
+    registration = sandbox_registration(APP_ORIGIN, sandbox_base, fhir={"study_list_ttl_seconds": 300})
+    ehr = SandboxDriver(create_app(registration, secret_key="e2e", store_path=tmp_path / "launches.sqlite3")
+                        .test_client(), sandbox_base)  # the list kept: its rows (and their HTML) reused
+    first = ehr.launch_to_list("pt-1001")
+    first.close()  # runs call_on_close, as a WSGI server does: the fetched list is kept in the launch
+    list_url = first.request.path
+
+    def get(**query) -> str:
+        response = ehr.client.get(list_url, query_string=query)
+        response.close()
+        return response.get_data(as_text=True)
+    plain = get()
+    ids = _ids(plain)
+    rows_of = lambda html: re.findall(r'(<li class="study[^"]*" data-study-id="[^"]+".*?</li>)', html, re.S)  # noqa: E731
+    assert len(rows_of(plain)) == len(ids) == 10
+    for chosen in (ids[3], ids[0], ids[3]):
+        page = get(study=chosen)
+        selected = re.findall(r'<li class="study[^"]* selected" data-study-id="([^"]+)"', page)
+        ticked = re.findall(r'<input class="compare" type="checkbox" name="study" value="([^"]+)"[^>]* checked>', page)
+        assert selected == [chosen] and ticked == [chosen]
+        changed = [i for i, (a, b) in enumerate(zip(rows_of(plain), rows_of(page))) if a != b]
+        assert changed == [ids.index(chosen)]  # every other row is byte for byte the default view's
