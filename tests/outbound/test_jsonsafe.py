@@ -78,3 +78,38 @@ def test_the_collector_is_paused_for_large_bodies_and_restored_as_it_was():
         assert not gc.isenabled()  # disabled before: left disabled
     finally:
         gc.enable()
+
+
+def _depth(value) -> int:
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return 0 if children is None else 1 + max((_depth(c) for c in children), default=0)
+
+
+def _large_document(seed: int) -> list:
+    """About 200 KB of JSON whose strings hold quotes, backslashes, brackets and colons (the skeleton is split
+    in 64 KB pieces: strings straddle the cuts)."""
+    import random
+
+    rng = random.Random(seed)
+    words = ['a', ':', '[', '{"x":', '\\"]', '"', '\\', '}:{', ']]]', 'é:[']
+    return [{"k": "".join(rng.choice(words) for _ in range(rng.randint(0, 40))),
+             "n": [[{"d": rng.random()}]] * rng.randint(0, 2), "t:[": None} for _ in range(2000)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_large_bodies_read_in_pieces_give_the_same_depth_and_members(seed):
+    import json
+
+    document = _large_document(seed)
+    body = json.dumps(document, ensure_ascii=seed == 3).encode()
+    assert len(body) > 3 * 64 * 1024
+    assert nesting_depth(body) == _depth(document) == 5
+    assert decode_json(body) == document
+    # a duplicated name, in both the fast (no backslash in the re-encoding) and the slow count
+    plain = json.dumps([{"k": str(i), "n": [i]} for i in range(10_000)]).encode()
+    assert decode_json(plain)[-1] == {"k": "9999", "n": [9999]}
+    for text in (plain, body):
+        spot = text.rindex(b'"k": ')
+        with pytest.raises(InvalidJson) as refused:
+            decode_json(text[:spot] + b'"n": 1, ' + text[spot:])  # the last object's "n" twice
+        assert refused.value.reason == "duplicate_key"
