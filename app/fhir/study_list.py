@@ -261,10 +261,14 @@ def _advance(client: FhirClient, cursor: PageCursor, url: str, bundle: dict, lim
         cursor.next_url = next_url
 
 
-def _keep(resources: list[dict], patient_id: str, cursor: PageCursor, limits: StudyListLimits) -> PageStudies:
-    """Summaries of a page's resources: another patient's dropped and counted, at most ``max_studies`` in all."""
+def _keep(resources: list[dict | None], patient_id: str, cursor: PageCursor, limits: StudyListLimits) -> PageStudies:
+    """Summaries of a page's resources: another patient's dropped and counted, at most ``max_studies`` in all.
+
+    Each resource is removed from ``resources`` once read (the caller holds no other reference to the
+    page), so the decoded page shrinks while its summaries grow."""
     page = PageStudies([])
-    for resource in resources:
+    for index, resource in enumerate(resources):
+        resources[index] = None
         subject = subject_id(resource)
         if subject is not None and subject != patient_id:
             page.excluded += 1

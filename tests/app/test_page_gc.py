@@ -54,3 +54,11 @@ def test_a_failing_large_page_resumes_the_collector():
     assert fetch_next_page(client, cursor, PATIENT, LIMITS).studies == []
     assert cursor.incomplete and "not valid JSON" in cursor.incomplete
     assert gc.isenabled()
+
+
+def test_each_resource_is_let_go_once_summarised():
+    resources = [study("a", "1.2.3"), study("b", "1.2.4", patient="pt-other"), study("c", "1.2.5")]
+    cursor = PageCursor(next_url=None, deadline=1e12)
+    page = study_list._keep(resources, PATIENT, cursor, LIMITS)  # noqa: SLF001
+    assert [s.id for s in page.studies] == ["a", "c"] and page.excluded == 1 and cursor.kept == 2
+    assert resources == [None, None, None]
