@@ -161,8 +161,29 @@ def _codings(value: Any) -> Iterable[dict]:
             yield item
 
 
-def _is_typed(identifier: dict, codes: set[str]) -> bool:
-    return any(isinstance(c.get("code"), str) and c["code"] in codes for c in _codings(identifier.get("type")))
+def _is_typed(identifier: dict, codes: set[str] | frozenset[str]) -> bool:
+    """True when a Coding of ``identifier.type`` has a ``code`` in ``codes`` (as ``_codings`` reads them)."""
+    kind = identifier.get("type")
+    if kind is None:
+        return False
+    for item in kind if isinstance(kind, list) else (kind,):
+        if not isinstance(item, dict):
+            continue
+        if "coding" in item:
+            codings = item["coding"]
+            for coding in codings if isinstance(codings, list) else ():
+                if isinstance(coding, dict):
+                    code = coding.get("code")
+                    if isinstance(code, str) and code in codes:
+                        return True
+        elif "code" in item:
+            code = item["code"]
+            if isinstance(code, str) and code in codes:
+                return True
+    return False
+
+
+_ACCESSION_TYPES = frozenset({ACCESSION_TYPE})
 
 
 def _identifiers(resource: dict) -> list[dict]:
@@ -189,14 +210,15 @@ def study_instance_uid(resource: dict) -> tuple[str | None, str | None]:
 def accession_number(resource: dict) -> str | None:
     """The accession number (identifier typed ACSN, STU3 ``accession``, or R5 ``basedOn.identifier``)."""
     for identifier in _identifiers(resource):
-        if _is_typed(identifier, {ACCESSION_TYPE}) and _text(identifier.get("value")):
+        if _is_typed(identifier, _ACCESSION_TYPES) and _text(identifier.get("value")):
             return _text(identifier["value"])
     accession = resource.get("accession")
     if isinstance(accession, dict) and _text(accession.get("value")):
         return _text(accession["value"])
     for based_on in _dicts(resource.get("basedOn")):
         identifier = based_on.get("identifier")
-        if isinstance(identifier, dict) and _is_typed(identifier, {ACCESSION_TYPE}) and _text(identifier.get("value")):
+        if isinstance(identifier, dict) and _is_typed(identifier, _ACCESSION_TYPES) \
+                and _text(identifier.get("value")):
             return _text(identifier["value"])
     return None
 
