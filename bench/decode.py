@@ -12,10 +12,12 @@ Each stage is the app's function on that page, timed as process CPU (``time.proc
   :func:`app.outbound.jsonsafe.decode_json` (``decode_json`` is the whole, with the cyclic collector paused);
 * ``entries``: the Bundle's entry loop (:meth:`app.fhir.client.Search._matches`: modes, de-duplication,
   included Endpoints kept); ``subject``: :func:`app.fhir.study_list.subject_id` of each study;
-* ``summarize``: :func:`app.fhir.imaging.summarize` of each study; ``newest_first``; ``seal``: the list's
+* ``summarize``: :func:`app.fhir.imaging.summarize` of each study; ``attach``:
+  :func:`app.launches.images.attach_endpoints` (Endpoints from the Bundle's includes); ``newest_first``; ``seal``: the list's
   stored form (:meth:`StudyList.to_json` encoded with orjson, as the launch store writes it);
 * ``gc``: a full collection with the decoded page alive (what the cyclic collector costs when it runs
-  during a page; :func:`~app.outbound.jsonsafe.paused_gc` keeps it from running while decoding).
+  during a page, here with this process's own heap; the app pauses it from a page's decoding until
+  the page is dropped).
 
 Memory (``tracemalloc``, Python allocations): the peak of decoding the page and summarising it, the size of
 the decoded page and of the summaries, per study. ``--profile`` prints a cProfile of decode + summarise.
@@ -43,6 +45,7 @@ from app.fhir.client import Search  # noqa: E402
 from app.fhir.endpoints import IncludedEndpoints  # noqa: E402
 from app.fhir.imaging import newest_first, summarize  # noqa: E402
 from app.fhir.study_list import StudyList, subject_id  # noqa: E402
+from app.launches.images import attach_endpoints  # noqa: E402
 from app.outbound import jsonsafe  # noqa: E402
 
 BASE = "https://sandbox.example/fhir"
@@ -81,18 +84,28 @@ def best_ms(function, repeat: int) -> float:
     return min(times) * 1000
 
 
-def matches(bundle: dict) -> list[dict]:
-    """The page's matching ImagingStudy resources, read by the app's entry loop."""
-    client = SimpleNamespace(included=IncludedEndpoints(), fhir_base_url=BASE)
+def matches(bundle: dict, included: IncludedEndpoints | None = None) -> list[dict]:
+    """The page's matching ImagingStudy resources, read by the app's entry loop (included Endpoints kept
+    in ``included``)."""
+    client = SimpleNamespace(included=included if included is not None else IncludedEndpoints(), fhir_base_url=BASE)
     search = Search(client, "ImagingStudy", BASE + "/ImagingStudy", 1, None)  # type: ignore[arg-type]
     return list(search._matches(bundle, set()))  # noqa: SLF001
+
+
+def attach(summaries: list, included: IncludedEndpoints) -> StudyList:
+    """:func:`app.launches.images.attach_endpoints` of the page's summaries (Endpoints from the Bundle's
+    includes: the sandbox includes them all, no Endpoint is read)."""
+    return attach_endpoints(StudyList(studies=summaries, banner=None), included,
+                            SimpleNamespace(fhir_base_url=BASE), SimpleNamespace(viewer_origins=()),
+                            SimpleNamespace(read=lambda *_: None))
 
 
 def stages(body: bytes, repeat: int) -> dict[str, float]:
     """ms of process CPU per stage on ``body`` (see the module docstring)."""
     skeleton = jsonsafe._structure(body)  # noqa: SLF001
     value = orjson.loads(body)
-    resources = matches(value)
+    included = IncludedEndpoints()
+    resources = matches(value, included)
     summaries = [summarize(r) for r in resources]
     listed = StudyList(studies=newest_first(summaries), banner=None)
     out = {
@@ -104,6 +117,7 @@ def stages(body: bytes, repeat: int) -> dict[str, float]:
         "entries": best_ms(lambda: matches(value), repeat),
         "subject": best_ms(lambda: [subject_id(r) for r in resources], repeat),
         "summarize": best_ms(lambda: [summarize(r) for r in resources], repeat),
+        "attach": best_ms(lambda: attach(summaries, included), repeat),
         "newest_first": best_ms(lambda: newest_first(summaries), repeat),
         "seal": best_ms(lambda: orjson.dumps(listed.to_json()), repeat),
         "gc": best_ms(gc.collect, max(3, repeat // 5)),
@@ -137,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     count = len(matches(orjson.loads(body)))
     print(f"page: {count} studies, {len(body) / 1e6:.2f} MB ({len(body) / count / 1024:.2f} KB per study)")
     figures = stages(body, args.repeat)
-    parts = ("decode_json", "entries", "subject", "summarize", "newest_first", "seal")
+    parts = ("decode_json", "entries", "subject", "summarize", "attach", "newest_first", "seal")
     for name, ms in figures.items():
         note = " (part of decode_json)" if name in ("structure", "depth", "orjson", "duplicates") else ""
         print(f"  {name:<13} {ms:7.2f} ms  {ms * 1000 / count:6.1f} µs/study{note}")

@@ -70,10 +70,11 @@ def _profiles(env: Environment, ehr) -> str:
     profile_dir.mkdir(exist_ok=True)
     out = io.StringIO()
     for label, stats_file in scenarios.profile_runs(env, ehr, profile_dir):
-        out.write(f"\n--- cProfile: {label} (times inflated by profiling; the request's own thread only) ---\n")
+        out.write(f"\n--- cProfile: {label} (CPU time of the request's thread, time.thread_time, inflated by "
+                  "profiling; that thread only) ---\n")
         for order in ("tottime", "cumulative"):
             stats = pstats.Stats(str(stats_file), stream=out)
-            stats.sort_stats(order).print_stats(12)
+            stats.sort_stats(order).print_stats(25)
     return out.getvalue()
 
 

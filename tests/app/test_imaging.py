@@ -143,3 +143,15 @@ def test_thumbnail_instance_matches_representative_instance(series, expected):
     assert representative_instance(series_sketches(resource)) == expected
     summary = summarize(resource)
     assert (summary.thumbnail_series_uid, summary.thumbnail_instance_uid) == (expected or (None, None))
+
+
+def test_with_changes_is_replace():
+    from dataclasses import replace
+
+    summary = summarize(fixture_json("fhir-r4-ImagingStudy-example.json"))
+    changes = {"endpoint_refs": (), "iid_address": "https://viewer.example/iid", "viewer_base_url": None}
+    changed = summary.with_changes(changes)
+    assert changed == replace(summary, **changes) and tuple(changed.__dict__) == tuple(summary.__dict__)
+    assert summary.iid_address is None  # the original is left as it was
+    with pytest.raises(TypeError):
+        summary.with_changes({"no_such_field": 1})
