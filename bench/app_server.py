@@ -100,7 +100,7 @@ class TimingMiddleware:
             return start_response(status, headers, exc_info)
 
         kind = route_kind(path)
-        profiler = cProfile.Profile() if self.profile_dir and kind != "other" else None
+        profiler = cProfile.Profile(time.thread_time) if self.profile_dir and kind != "other" else None
         started, cpu_started = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()

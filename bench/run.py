@@ -70,10 +70,11 @@ def _profiles(env: Environment, ehr) -> str:
     profile_dir.mkdir(exist_ok=True)
     out = io.StringIO()
     for label, stats_file in scenarios.profile_runs(env, ehr, profile_dir):
-        out.write(f"\n--- cProfile: {label} (times inflated by profiling; the request's own thread only) ---\n")
+        out.write(f"\n--- cProfile: {label} (CPU time of the request's thread, time.thread_time, inflated by "
+                  "profiling; that thread only) ---\n")
         for order in ("tottime", "cumulative"):
             stats = pstats.Stats(str(stats_file), stream=out)
-            stats.sort_stats(order).print_stats(12)
+            stats.sort_stats(order).print_stats(25)
     return out.getvalue()
 
 
@@ -99,10 +100,13 @@ def notes(results: dict) -> list[str]:
            "instrumented and served like the product (gunicorn, 1 gthread worker).",
            "- Sections 1-2: the app runs under gunicorn (1 gthread worker, instrumented: bench/app_server.py), one "
            "request at a time; app work = the app's wall time minus the union of its outbound request intervals; "
-           "CPU per study = (process CPU of the launch's three requests − that of a 0-study patient's launch) / "
-           "studies; memory per study = (peak RSS rise over the launch − that of the 0-study launch) / studies, "
-           "peak = VmHWM reset before each launch (sizes run ascending; freed memory the allocator keeps is not "
-           "counted again).",
+           "CPU per study (section 2) = (the app worker process's CPU, every thread, from before the launch until "
+           "its background loader has read every ImagingStudy page and been quiet 0.5 s − the same for a 0-study "
+           "patient) / studies: the app's own CPU, all pages and their store writes, not the sandbox's, the proxy's "
+           "or the bench browser's (other processes); 'to first paint' = the launch, callback and list requests' "
+           "own process_time; memory per study = (peak RSS rise over the launch and every page − that of the "
+           "0-study launch) / studies, peak = VmHWM reset before each launch (sizes run ascending; freed memory "
+           "the allocator keeps is not counted again). bench/decode.py breaks one page down by stage.",
            "- A re-opened list (sections 2 and 3) is the list's default view (no filter, no study selected): each "
            "worker keeps the decoded list, its indexes and that view's rendered HTML for the minute "
            "(app/launches/list_cache.py, app/web/list_index.py), so it costs the small launch record and the bytes; "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Executor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode, urljoin
@@ -260,10 +261,14 @@ def _advance(client: FhirClient, cursor: PageCursor, url: str, bundle: dict, lim
         cursor.next_url = next_url
 
 
-def _keep(resources: list[dict], patient_id: str, cursor: PageCursor, limits: StudyListLimits) -> PageStudies:
-    """Summaries of a page's resources: another patient's dropped and counted, at most ``max_studies`` in all."""
+def _keep(resources: list[dict | None], patient_id: str, cursor: PageCursor, limits: StudyListLimits) -> PageStudies:
+    """Summaries of a page's resources: another patient's dropped and counted, at most ``max_studies`` in all.
+
+    Each resource is removed from ``resources`` once read (the caller holds no other reference to the
+    page), so the decoded page shrinks while its summaries grow."""
     page = PageStudies([])
-    for resource in resources:
+    for index, resource in enumerate(resources):
+        resources[index] = None
         subject = subject_id(resource)
         if subject is not None and subject != patient_id:
             page.excluded += 1
@@ -291,24 +296,26 @@ def fetch_first_page(client: FhirClient, patient_id: str, limits: StudyListLimit
     deadline = time.monotonic() + limits.deadline_seconds
     banner_future = executor.submit(client.read, "Patient", patient_id) if want_banner else None
     reports_future = executor.submit(fetch_reports, client, patient_id, limits, deadline) if want_reports else None
-    try:
-        first_page = client.get_json(path, resource_type="ImagingStudy", interaction="search")
-        if first_page.get("resourceType") != "Bundle":
-            raise FhirBadContent("ImagingStudy", "search", "wrong-resource-type",
-                                 found=str(first_page.get("resourceType"))[:64], outcome=outcome_text(first_page))
-    except BaseException:
-        for future in (banner_future, reports_future):
-            if future is not None:
-                future.cancel()
-        raise
-    cursor = PageCursor(next_url=None, deadline=deadline)
-    total = first_page.get("total")
-    resources = _page_matches(client, first_page, cursor)
-    url = client.absolute(path)
-    _advance(client, cursor, url, first_page, limits)
-    del first_page
-    page = _keep(resources, patient_id, cursor, limits)
-    del resources
+    with ExitStack() as page_gc:  # the collector paused from decoding until the page is dropped
+        try:
+            first_page = client.get_json(path, resource_type="ImagingStudy", interaction="search", hold_gc=page_gc)
+            if first_page.get("resourceType") != "Bundle":
+                raise FhirBadContent("ImagingStudy", "search", "wrong-resource-type",
+                                     found=str(first_page.get("resourceType"))[:64],
+                                     outcome=outcome_text(first_page))
+        except BaseException:
+            for future in (banner_future, reports_future):
+                if future is not None:
+                    future.cancel()
+            raise
+        cursor = PageCursor(next_url=None, deadline=deadline)
+        total = first_page.get("total")
+        resources = _page_matches(client, first_page, cursor)
+        url = client.absolute(path)
+        _advance(client, cursor, url, first_page, limits)
+        del first_page
+        page = _keep(resources, patient_id, cursor, limits)
+        del resources
     banner, banner_problem = _banner(banner_future, patient_id) if banner_future is not None else (None, None)
     reports, reports_problem = _reports(reports_future) if reports_future is not None else ([], REPORTS_NOT_GRANTED)
     study_list = StudyList(
@@ -328,23 +335,26 @@ def fetch_next_page(client: FhirClient, cursor: PageCursor, patient_id: str, lim
     """
     url = cursor.next_url
     assert url is not None
-    try:
-        bundle = client.get_json(url, resource_type="ImagingStudy", interaction="search")
-    except FhirUnauthorized:
-        raise
-    except (FhirError, OutboundError) as exc:
-        cursor.incomplete = f"page {cursor.pages + 1} could not be read ({_short_reason(exc)})"
-        cursor.next_url = None
-        return PageStudies([])
-    cursor.pages += 1
-    if bundle.get("resourceType") != "Bundle":
-        cursor.incomplete = f"page {cursor.pages} was not a Bundle"
-        cursor.next_url = None
-        return PageStudies([])
-    resources = _page_matches(client, bundle, cursor)
-    _advance(client, cursor, url, bundle, limits)
-    del bundle
-    return _keep(resources, patient_id, cursor, limits)
+    with ExitStack() as page_gc:  # the collector paused from decoding until the page is dropped
+        try:
+            bundle = client.get_json(url, resource_type="ImagingStudy", interaction="search", hold_gc=page_gc)
+        except FhirUnauthorized:
+            raise
+        except (FhirError, OutboundError) as exc:
+            cursor.incomplete = f"page {cursor.pages + 1} could not be read ({_short_reason(exc)})"
+            cursor.next_url = None
+            return PageStudies([])
+        cursor.pages += 1
+        if bundle.get("resourceType") != "Bundle":
+            cursor.incomplete = f"page {cursor.pages} was not a Bundle"
+            cursor.next_url = None
+            return PageStudies([])
+        resources = _page_matches(client, bundle, cursor)
+        _advance(client, cursor, url, bundle, limits)
+        del bundle
+        page = _keep(resources, patient_id, cursor, limits)
+        del resources
+    return page
 
 
 def extended(study_list: StudyList, page: PageStudies, cursor: PageCursor) -> StudyList:

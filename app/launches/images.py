@@ -62,13 +62,18 @@ def attach_endpoints(study_list: StudyList, included: IncludedEndpoints | None, 
         return asked[endpoint_id]
 
     studies = []
+    resolved: dict[tuple, dict] = {}  # studies of one list mostly name the same Endpoints: resolved once
     for study in study_list.studies:
         if study.endpoint_refs or study.iid_address:
-            found = resolve_pending(study.endpoint_refs, StudyEndpoints(study.iid_address, study.dicomweb_base),
-                                    included=included, fhir_base_url=client.fhir_base_url, read=read)
-            study = replace(study, endpoint_refs=(), iid_address=found.iid_address,
-                            dicomweb_base=found.dicomweb_base,
-                            viewer_base_url=allowed_viewer(found.iid_address, ehr.viewer_origins))
+            key = (study.endpoint_refs, study.iid_address, study.dicomweb_base)
+            changes = resolved.get(key)
+            if changes is None:
+                found = resolve_pending(study.endpoint_refs, StudyEndpoints(study.iid_address, study.dicomweb_base),
+                                        included=included, fhir_base_url=client.fhir_base_url, read=read)
+                changes = resolved[key] = {"endpoint_refs": (), "iid_address": found.iid_address,
+                                           "dicomweb_base": found.dicomweb_base,
+                                           "viewer_base_url": allowed_viewer(found.iid_address, ehr.viewer_origins)}
+            study = study.with_changes(changes)
         studies.append(study)
     return replace(study_list, studies=studies)
 

@@ -105,3 +105,53 @@ def test_odd_data_never_raises():
            "numberOfSeries": "2", "started": 12, "basedOn": [None], "procedureCode": [1]}
     summary = summarize(odd)
     assert summary.study_instance_uid is None and summary.number_of_series is None
+
+
+def test_summary_is_a_complete_study_summary():
+    """summarize fills the instance without the dataclass constructor: every field, equal to a constructed one."""
+    from dataclasses import asdict
+
+    from app.fhir.imaging import SUMMARY_FIELDS, StudySummary
+
+    summary = summarize(fixture_json("fhir-r4-ImagingStudy-example.json"))
+    assert tuple(summary.__dict__) == SUMMARY_FIELDS
+    assert summary == StudySummary(**asdict(summary))
+    assert hash(summary) == hash(StudySummary(**asdict(summary)))
+
+
+def _series(uid, modality, number, instances):
+    return {"uid": uid, "modality": {"code": modality} if modality else None, "number": number,
+            "instance": [{"uid": u, "number": n} for u, n in instances]}
+
+
+@pytest.mark.parametrize("series, expected", [
+    # the first image series by number (unnumbered last), its middle instance by number
+    ([_series("1.3", "CT", None, [("1.3.1", 1)]), _series("1.2", "CT", 2, [("1.2.3", 3), ("1.2.1", 1), ("1.2.2", 2)]),
+      _series("1.1", "SR", 1, [("1.1.1", 1)])], ("1.2", "1.2.2")),
+    # an invalid series UID, then one without valid instances, are passed over
+    ([_series("1.x", "CT", 1, [("1.4.1", 1)]), _series("1.5", "MR", 2, [("bad", 1), (7, 2)]),
+      _series("urn:oid:1.6", "MR", 3, [(" 1.6.2 ", 2), ("1.6.1", None), ("1.6..3", 3)])], ("1.6", "1.6.2")),
+    # a UID longer than 64 characters is not one
+    ([_series("1." + "2" * 63, "CT", 1, [("1.7.1", 1)])], None),
+    ([_series("1.8", "ko", 1, [("1.8.1", 1)])], None),
+])
+def test_thumbnail_instance_matches_representative_instance(series, expected):
+    from app.dicom import representative_instance
+    from app.fhir.imaging import series_sketches
+
+    resource = {"resourceType": "ImagingStudy", "series": series}
+    assert representative_instance(series_sketches(resource)) == expected
+    summary = summarize(resource)
+    assert (summary.thumbnail_series_uid, summary.thumbnail_instance_uid) == (expected or (None, None))
+
+
+def test_with_changes_is_replace():
+    from dataclasses import replace
+
+    summary = summarize(fixture_json("fhir-r4-ImagingStudy-example.json"))
+    changes = {"endpoint_refs": (), "iid_address": "https://viewer.example/iid", "viewer_base_url": None}
+    changed = summary.with_changes(changes)
+    assert changed == replace(summary, **changes) and tuple(changed.__dict__) == tuple(summary.__dict__)
+    assert summary.iid_address is None  # the original is left as it was
+    with pytest.raises(TypeError):
+        summary.with_changes({"no_such_field": 1})

@@ -78,3 +78,92 @@ def test_the_collector_is_paused_for_large_bodies_and_restored_as_it_was():
         assert not gc.isenabled()  # disabled before: left disabled
     finally:
         gc.enable()
+
+
+def _depth(value) -> int:
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return 0 if children is None else 1 + max((_depth(c) for c in children), default=0)
+
+
+def _large_document(seed: int) -> list:
+    """About 200 KB of JSON whose strings hold quotes, backslashes, brackets and colons (the skeleton is split
+    in 64 KB pieces: strings straddle the cuts)."""
+    import random
+
+    rng = random.Random(seed)
+    words = ['a', ':', '[', '{"x":', '\\"]', '"', '\\', '}:{', ']]]', 'é:[']
+    return [{"k": "".join(rng.choice(words) for _ in range(rng.randint(0, 40))),
+             "n": [[{"d": rng.random()}]] * rng.randint(0, 2), "t:[": None} for _ in range(2000)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_large_bodies_read_in_pieces_give_the_same_depth_and_members(seed):
+    import json
+
+    document = _large_document(seed)
+    body = json.dumps(document, ensure_ascii=seed == 3).encode()
+    assert len(body) > 3 * 64 * 1024
+    assert nesting_depth(body) == _depth(document) == 5
+    assert decode_json(body) == document
+    # a duplicated name, in both the fast (no backslash in the re-encoding) and the slow count
+    plain = json.dumps([{"k": str(i), "n": [i]} for i in range(10_000)]).encode()
+    assert decode_json(plain)[-1] == {"k": "9999", "n": [9999]}
+    for text in (plain, body):
+        spot = text.rindex(b'"k": ')
+        with pytest.raises(InvalidJson) as refused:
+            decode_json(text[:spot] + b'"n": 1, ' + text[spot:])  # the last object's "n" twice
+        assert refused.value.reason == "duplicate_key"
+
+
+_PAD = b'"' + b"p" * (300 * 1024) + b'"'
+_ITEMS = b", ".join([b'{"fullUrl": "https://x/1", "resource": {"a": [1, 2.5, "\\u00e9"]}}'] * 6000)
+_CASES = [b'{"a": 1, "a": 2}', b'{"b": 1, "c": 2, "b": 3}', b'{"a": NaN}', b"Infinity", b"1e400", b"7" * 5000,
+          b'"\xff"', b'"\\ud800"', b'{"\\ud800": 1}', b'{"a": 1,}', b"{", b"tru", b'"\\u0000"', b"[1, 2]",
+          b'{"\xc3\xa9": "\xe2\x82\xac"}', b"-0", b"18446744073709551616", b"null"]
+
+
+def _large_bodies(case: bytes):
+    """``case`` at the places the member-by-member decoding cuts: a top-level value, an array's item, a name."""
+    yield b'{"pad": ' + _PAD + b', "x": ' + case + b"}"
+    yield b'{"resourceType": "Bundle", "entry": [' + _ITEMS + b", " + case + b'], "total": 1}'
+    yield b'{"pad": ' + _PAD + b", " + case[1:-1] + b"}" if case.startswith(b"{") else b"{" + _PAD + b"}"
+    yield b'{"pad": ' + _PAD + b', "pad": ' + case + b"}"  # a repeated top-level name
+    yield b'\xef\xbb\xbf{"pad": ' + _PAD + b', "x": ' + case + b"}"  # a byte order mark
+    yield b'{"pad": ' + _PAD + b', "x": ' + case + b"} {}"  # text after the value
+    yield b' \t\r\n{"pad": ' + _PAD + b',\n"x":\t' + case + b" } \n"
+
+
+def _outcome(body: bytes):
+    try:
+        return "value", decode_json(body)
+    except (InvalidJson, JsonTooDeep) as exc:
+        return type(exc).__name__, getattr(exc, "reason", None), getattr(exc, "position", None)
+
+
+@pytest.mark.parametrize("case", _CASES)
+def test_large_objects_decoded_member_by_member_give_what_whole_decoding_gives(case, monkeypatch):
+    from app.outbound import jsonsafe
+
+    if jsonsafe.msgspec is None:
+        pytest.skip("msgspec not installed: large bodies are decoded whole")
+    for body in _large_bodies(case):
+        assert len(body) >= jsonsafe.PIECEWISE_BYTES
+        piecewise = _outcome(body)
+        with monkeypatch.context() as whole:
+            whole.setattr(jsonsafe, "PIECEWISE_BYTES", 1 << 40)
+            assert _outcome(body) == piecewise
+
+
+def test_a_large_bundle_is_decoded_member_by_member(monkeypatch):
+    from app.outbound import jsonsafe
+
+    if jsonsafe.msgspec is None:
+        pytest.skip("msgspec not installed: large bodies are decoded whole")
+    calls = []
+    real = jsonsafe.orjson.loads
+    monkeypatch.setattr(jsonsafe.orjson, "loads", lambda piece: calls.append(len(piece)) or real(piece))
+    body = b'{"resourceType": "Bundle", "entry": [' + _ITEMS + b'], "total": 6000}'
+    value = decode_json(body)
+    assert value["total"] == 6000 and len(value["entry"]) == 6000
+    assert value["entry"][-1] == {"fullUrl": "https://x/1", "resource": {"a": [1, 2.5, "é"]}}
+    assert len(calls) == 6002 and max(calls) < 100  # each entry on its own, never the whole body
